@@ -1,0 +1,1 @@
+//! Sans-IO IKEv2 engine.
