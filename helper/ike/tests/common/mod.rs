@@ -1,0 +1,271 @@
+//! Simulated network for in-process engines: a fake clock, a datagram
+//! queue with loss / duplication / reordering knobs, an optional NAT in
+//! front of one node, and a mock kernel per node that applies the
+//! InstallChildSa / DeleteChildSa actions.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use ripsec_ike::*;
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+pub fn fqdn(s: &str) -> Identity {
+    Identity::Fqdn(s.to_string())
+}
+
+/// A connection with a fast retransmit schedule for tests.
+pub fn conn(name: &str, local: &str, remotes: &[&str], lid: Identity, rid: Identity, psk: &str) -> Connection {
+    let mut c = Connection::new(name, ip(local), remotes.iter().map(|r| ip(r)).collect(), lid, rid, SecretBytes::from(psk));
+    c.retransmit = Retransmit { timeout: Duration::from_secs(1), base: 2.0, tries: 3 };
+    c.hint_retransmit = Retransmit { timeout: Duration::from_millis(500), base: 1.0, tries: 2 };
+    c
+}
+
+pub struct Node {
+    pub name: String,
+    pub ip: IpAddr,
+    pub engine: Engine<ChaCha20Rng>,
+    pub up: bool,
+    /// Mock kernel: inbound SPI → the install action.
+    pub kernel: BTreeMap<u32, InstallChildSa>,
+    pub actions: Vec<Action>,
+    pub sent: Vec<Transmit>,
+}
+
+impl Node {
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.actions.iter().filter_map(|a| match a {
+            Action::Event(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    pub fn downs(&self) -> Vec<(IkeSaId, Reason)> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::IkeSaDown { ike, reason, .. } => Some((*ike, *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn child_deletes(&self) -> Vec<(u32, Reason)> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::DeleteChildSa(d) => Some((d.spi_in, d.reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn established(&self, now: Instant) -> Vec<IkeSaStatus> {
+        self.engine.status(now).ike_sas.into_iter().filter(|s| s.state == IkeSaState::Established).collect()
+    }
+}
+
+pub struct Net {
+    pub now: Instant,
+    pub start: Instant,
+    pub nodes: Vec<Node>,
+    queue: VecDeque<Transmit>,
+    pub loss: f64,
+    pub dup: f64,
+    pub reorder: f64,
+    rng: ChaCha20Rng,
+    /// NAT: packets from `inside` leave as `outside` with ports mapped.
+    pub nat: Option<(IpAddr, IpAddr)>,
+    pub delivered: usize,
+}
+
+const PORT_MAP: [(u16, u16); 2] = [(500, 31500), (4500, 34500)];
+
+impl Net {
+    pub fn new(seed: u64) -> Self {
+        let now = Instant::now();
+        Net {
+            now,
+            start: now,
+            nodes: Vec::new(),
+            queue: VecDeque::new(),
+            loss: 0.0,
+            dup: 0.0,
+            reorder: 0.0,
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            nat: None,
+            delivered: 0,
+        }
+    }
+
+    pub fn add(&mut self, name: &str, addr: &str, conns: Vec<Connection>) -> usize {
+        self.add_cfg(name, addr, Config { connections: conns, ..Config::default() })
+    }
+
+    pub fn add_cfg(&mut self, name: &str, addr: &str, cfg: Config) -> usize {
+        let seed = self.rng.next_u64();
+        let engine = Engine::new(cfg, ChaCha20Rng::seed_from_u64(seed)).unwrap();
+        self.nodes.push(Node {
+            name: name.into(),
+            ip: ip(addr),
+            engine,
+            up: true,
+            kernel: BTreeMap::new(),
+            actions: Vec::new(),
+            sent: Vec::new(),
+        });
+        self.nodes.len() - 1
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u32() as f64 / u32::MAX as f64) < p
+    }
+
+    /// Collect transmits and actions from all nodes.
+    pub fn pump(&mut self) {
+        for i in 0..self.nodes.len() {
+            while let Some(t) = self.nodes[i].engine.poll_transmit() {
+                if !self.nodes[i].up {
+                    continue;
+                }
+                self.nodes[i].sent.push(t.clone());
+                if self.chance(self.loss) {
+                    continue;
+                }
+                if self.chance(self.dup) {
+                    self.queue.push_back(t.clone());
+                }
+                self.queue.push_back(t);
+            }
+            while let Some(a) = self.nodes[i].engine.poll_action() {
+                let n = &mut self.nodes[i];
+                match &a {
+                    Action::InstallChildSa(c) => {
+                        n.kernel.insert(c.spi_in, (**c).clone());
+                    }
+                    Action::DeleteChildSa(d) => {
+                        n.kernel.remove(&d.spi_in);
+                    }
+                    _ => {}
+                }
+                n.actions.push(a);
+            }
+        }
+    }
+
+    fn deliver(&mut self, t: Transmit) {
+        let (mut src, mut dst) = (t.local, t.remote);
+        if let Some((inside, outside)) = self.nat {
+            if src.ip() == inside {
+                let p = PORT_MAP.iter().find(|m| m.0 == src.port()).map_or(src.port(), |m| m.1);
+                src = SocketAddr::new(outside, p);
+            }
+            if dst.ip() == outside {
+                let p = PORT_MAP.iter().find(|m| m.1 == dst.port()).map_or(dst.port(), |m| m.0);
+                dst = SocketAddr::new(inside, p);
+            }
+        }
+        let mut wire = Vec::new();
+        if t.non_esp_marker {
+            wire.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        wire.extend_from_slice(&t.bytes);
+        let now = self.now;
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.ip == dst.ip() && n.up) {
+            n.engine.handle_datagram(now, dst, src, &wire);
+            self.delivered += 1;
+        }
+    }
+
+    /// One step: deliver a queued datagram, else advance the clock to the
+    /// next timer. Returns false when nothing is left before `deadline`.
+    pub fn step(&mut self, deadline: Instant) -> bool {
+        self.pump();
+        if !self.queue.is_empty() {
+            let idx = if self.queue.len() > 1 && self.chance(self.reorder) {
+                (self.rng.next_u32() as usize) % self.queue.len()
+            } else {
+                0
+            };
+            if let Some(t) = self.queue.remove(idx) {
+                self.deliver(t);
+            }
+            return true;
+        }
+        let next = self.nodes.iter().filter(|n| n.up).filter_map(|n| n.engine.poll_timeout()).min();
+        match next {
+            Some(t) if t <= deadline => {
+                self.now = self.now.max(t);
+                let now = self.now;
+                for n in self.nodes.iter_mut().filter(|n| n.up) {
+                    if n.engine.poll_timeout().is_some_and(|x| x <= now) {
+                        n.engine.handle_timeout(now);
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Run until quiet or `d` of simulated time has passed.
+    pub fn run_for(&mut self, d: Duration) {
+        let deadline = self.now + d;
+        let mut steps = 0;
+        while self.step(deadline) {
+            steps += 1;
+            assert!(steps < 100_000, "simulation does not settle");
+        }
+        self.pump();
+        if self.now < deadline && self.queue.is_empty() {
+            self.now = deadline;
+        }
+    }
+
+    /// Run until no datagram is in flight (timers within 60 s still fire).
+    pub fn settle(&mut self) {
+        self.run_for(Duration::from_secs(60));
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.run_for(d);
+    }
+
+    /// Every Child SA of `a` has its twin in `b` with swapped SPIs and keys.
+    pub fn assert_children_match(&self, a: usize, b: usize) {
+        let (ka, kb) = (&self.nodes[a].kernel, &self.nodes[b].kernel);
+        assert_eq!(ka.len(), kb.len(), "child SA count differs: {:?} vs {:?}", ka.keys(), kb.keys());
+        for (spi_in, x) in ka {
+            let y = kb.get(&x.spi_out).unwrap_or_else(|| panic!("no twin for outbound SPI {:#x}", x.spi_out));
+            assert_eq!(y.spi_out, *spi_in);
+            assert_eq!(x.key_out, y.key_in, "initiator out key == responder in key");
+            assert_eq!(x.key_in, y.key_out);
+            assert_ne!(x.key_in, x.key_out);
+            assert_eq!(x.alg, y.alg);
+            assert_eq!(x.esn, y.esn);
+            assert_eq!(x.mode, y.mode);
+            assert_eq!(x.key_in.len(), x.alg.keymat_len());
+            assert_eq!(x.ts_local, y.ts_remote);
+            assert_eq!(x.ts_remote, y.ts_local);
+        }
+    }
+}
+
+/// Client "client" at 192.0.2.1 and server "server" at 198.51.100.1 with a
+/// shared connection pair named "c".
+pub fn pair(seed: u64, tweak: impl Fn(&mut Connection, &mut Connection)) -> Net {
+    let mut a = conn("c", "192.0.2.1", &["198.51.100.1"], fqdn("client"), fqdn("server"), "psk-123");
+    let mut b = conn("c", "198.51.100.1", &["192.0.2.1"], fqdn("server"), fqdn("client"), "psk-123");
+    tweak(&mut a, &mut b);
+    let mut net = Net::new(seed);
+    net.add("client", "192.0.2.1", vec![a]);
+    net.add("server", "198.51.100.1", vec![b]);
+    net
+}
