@@ -1,15 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * rust_ipsec C glue: the registration points the 6.12 Rust `kernel` crate lacks
- * (per-netns state, generic netlink, module parameters). Attribute parsing and
- * message construction stay here, where nla_policy gives strict validation for
- * free; every decision and all state live in Rust.
+ * rust_ipsec C glue: the registration points and sk_buff operations the 6.12 Rust
+ * `kernel` crate lacks (per-netns state, generic netlink, netfilter hooks, module
+ * parameters, skb geometry and output). Attribute validation is nla_policy's job
+ * here; every decision and all state live in Rust.
  */
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
+#include <linux/random.h>
+#include <linux/skbuff.h>
+#include <linux/timekeeping.h>
+#include <linux/workqueue.h>
+#include <net/dst.h>
 #include <net/genetlink.h>
+#include <net/gso.h>
+#include <net/ip.h>
+#include <net/ip6_route.h>
+#include <net/ipv6.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
+#include <net/route.h>
+#include <net/xfrm.h>
 
 #include "glue.h"
 #include "uapi/rust_ipsec.h"
@@ -18,31 +32,84 @@ static bool selftest_fail;
 module_param(selftest_fail, bool, 0444);
 MODULE_PARM_DESC(selftest_fail, "testing only: make the load-time crypto self-test fail");
 
+/* ---- per network namespace ---- */
+
 static unsigned int ripsec_net_id __read_mostly;
 
 struct ripsec_pernet {
-	void *state; /* owned by Rust: ripsec_rs_net_init / ripsec_rs_net_exit */
+	void *state;		/* owned by Rust: ripsec_rs_net_init / ripsec_rs_net_exit */
+	spinlock_t lock;	/* serialises Rust's tables; taken with BHs off */
+	struct mutex hooks_mutex;
+	bool hooks;		/* netfilter hooks registered in this namespace */
 };
 
-static void *ripsec_state(struct net *net)
+static struct ripsec_pernet *ripsec_pernet(const struct net *net)
 {
-	struct ripsec_pernet *pn = net_generic(net, ripsec_net_id);
+	return net_generic(net, ripsec_net_id);
+}
 
-	return pn->state;
+static unsigned int ripsec_nf_hook(void *priv, struct sk_buff *skb,
+				   const struct nf_hook_state *st)
+{
+	void *state = ripsec_pernet(st->net)->state;
+
+	if (unlikely(!state))
+		return NF_ACCEPT;
+	return ripsec_rs_hook(state, skb, st->pf, st->hook, st->sk, st->net);
+}
+
+/*
+ * Outbound after routing, last, so the packet is final; inbound before the
+ * filter table, so it sees the decrypted packet.
+ */
+static const struct nf_hook_ops ripsec_nf_ops[] = {
+	{ .hook = ripsec_nf_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_POST_ROUTING,
+	  .priority = NF_IP_PRI_LAST - 1 },
+	{ .hook = ripsec_nf_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP_PRI_FILTER - 10 },
+	{ .hook = ripsec_nf_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_POST_ROUTING,
+	  .priority = NF_IP6_PRI_LAST - 1 },
+	{ .hook = ripsec_nf_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP6_PRI_FILTER - 10 },
+};
+
+/*
+ * Hooks go in only when a namespace gets its first SA or policy: a namespace
+ * without rust_ipsec configuration (say, one running Linux XFRM) is untouched.
+ */
+int ripsec_glue_hooks_enable(struct net *net)
+{
+	struct ripsec_pernet *pn = ripsec_pernet(net);
+	int err = 0;
+
+	mutex_lock(&pn->hooks_mutex);
+	if (!pn->hooks) {
+		err = nf_register_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
+		pn->hooks = !err;
+	}
+	mutex_unlock(&pn->hooks_mutex);
+	return err;
 }
 
 static int __net_init ripsec_net_init(struct net *net)
 {
-	struct ripsec_pernet *pn = net_generic(net, ripsec_net_id);
+	struct ripsec_pernet *pn = ripsec_pernet(net);
 
-	pn->state = ripsec_rs_net_init(net->net_cookie);
+	spin_lock_init(&pn->lock);
+	mutex_init(&pn->hooks_mutex);
+	pn->hooks = false;
+	pn->state = ripsec_rs_net_init(net, net->net_cookie, &pn->lock);
 	return pn->state ? 0 : -ENOMEM;
 }
 
 static void __net_exit ripsec_net_exit(struct net *net)
 {
-	struct ripsec_pernet *pn = net_generic(net, ripsec_net_id);
+	struct ripsec_pernet *pn = ripsec_pernet(net);
 
+	/* Unregistering waits for hooks in flight (synchronize_net). */
+	if (pn->hooks)
+		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
+	pn->hooks = false;
 	ripsec_rs_net_exit(pn->state);
 	pn->state = NULL;
 }
@@ -54,11 +121,100 @@ static struct pernet_operations ripsec_net_ops = {
 	.size = sizeof(struct ripsec_pernet),
 };
 
+void ripsec_glue_lock(spinlock_t *lock)
+{
+	spin_lock_bh(lock);
+}
+
+void ripsec_glue_unlock(spinlock_t *lock)
+{
+	spin_unlock_bh(lock);
+}
+
+struct ripsec_stack_call {
+	struct work_struct work;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void ripsec_stack_call_fn(struct work_struct *work)
+{
+	struct ripsec_stack_call *c = container_of(work, struct ripsec_stack_call, work);
+
+	c->fn(c->arg);
+}
+
+/*
+ * Runs fn(arg) on a workqueue worker and waits for it. SA key setup builds the
+ * RustCrypto key schedules on the stack (about 10 KiB deep), more than is left
+ * below a netlink request; a worker starts with a nearly empty stack.
+ */
+void ripsec_glue_call_on_worker(void (*fn)(void *arg), void *arg)
+{
+	struct ripsec_stack_call c = { .fn = fn, .arg = arg };
+
+	INIT_WORK_ONSTACK(&c.work, ripsec_stack_call_fn);
+	queue_work(system_unbound_wq, &c.work);
+	flush_work(&c.work);
+	destroy_work_on_stack(&c.work);
+}
+
+u64 ripsec_glue_now_ms(void)
+{
+	return ktime_get_coarse_ns() / NSEC_PER_MSEC;
+}
+
+u64 ripsec_glue_random_u64(void)
+{
+	return get_random_u64();
+}
+
+/* ---- generic netlink ---- */
+
+#define ADDR_POLICY { .type = NLA_BINARY, .len = 16 }
 static const struct nla_policy ripsec_policy[RIPSEC_A_MAX + 1] = {
 	[RIPSEC_A_VERSION] = { .type = NLA_REJECT },
 	[RIPSEC_A_BACKEND] = { .type = NLA_REJECT },
 	[RIPSEC_A_NETNS_COOKIE] = { .type = NLA_REJECT },
 	[RIPSEC_A_COUNTERS] = { .type = NLA_REJECT },
+	[RIPSEC_A_SPI] = NLA_POLICY_MIN(NLA_U32, 1),
+	[RIPSEC_A_DIR] = NLA_POLICY_MAX(NLA_U8, RIPSEC_DIR_FWD),
+	[RIPSEC_A_SRC] = ADDR_POLICY,
+	[RIPSEC_A_DST] = ADDR_POLICY,
+	[RIPSEC_A_MODE] = NLA_POLICY_MAX(NLA_U8, RIPSEC_MODE_TUNNEL),
+	[RIPSEC_A_ALG] = NLA_POLICY_RANGE(NLA_U8, RIPSEC_ALG_AES128_GCM16,
+					  RIPSEC_ALG_CHACHA20_POLY1305),
+	[RIPSEC_A_KEY] = { .type = NLA_BINARY, .len = 64 },
+	[RIPSEC_A_ENCAP_SPORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[RIPSEC_A_ENCAP_DPORT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[RIPSEC_A_ESN] = { .type = NLA_FLAG },
+	[RIPSEC_A_REPLAY_WINDOW] = NLA_POLICY_MAX(NLA_U32, 4096),
+	[RIPSEC_A_REQID] = { .type = NLA_U32 },
+	[RIPSEC_A_OWNER] = { .type = NLA_U64 },
+	[RIPSEC_A_TFC_PAD] = NLA_POLICY_MAX(NLA_U32, 65535),
+	[RIPSEC_A_LIFE_SOFT_BYTES] = { .type = NLA_U64 },
+	[RIPSEC_A_LIFE_HARD_BYTES] = { .type = NLA_U64 },
+	[RIPSEC_A_LIFE_SOFT_PACKETS] = { .type = NLA_U64 },
+	[RIPSEC_A_LIFE_HARD_PACKETS] = { .type = NLA_U64 },
+	[RIPSEC_A_PEER] = ADDR_POLICY,
+	[RIPSEC_A_FLUSHED] = { .type = NLA_REJECT },
+	[RIPSEC_A_STATS] = { .type = NLA_REJECT },
+	[RIPSEC_A_POLICY_ID] = { .type = NLA_U32 },
+	[RIPSEC_A_PRIORITY] = { .type = NLA_U32 },
+	[RIPSEC_A_ACTION] = NLA_POLICY_MAX(NLA_U8, RIPSEC_ACTION_PROTECT),
+	[RIPSEC_A_SEL_SRC] = ADDR_POLICY,
+	[RIPSEC_A_SEL_SRC_PLEN] = NLA_POLICY_MAX(NLA_U8, 128),
+	[RIPSEC_A_SEL_DST] = ADDR_POLICY,
+	[RIPSEC_A_SEL_DST_PLEN] = NLA_POLICY_MAX(NLA_U8, 128),
+	[RIPSEC_A_SEL_PROTO] = { .type = NLA_U8 },
+	[RIPSEC_A_SEL_SPORT_LO] = { .type = NLA_U16 },
+	[RIPSEC_A_SEL_SPORT_HI] = { .type = NLA_U16 },
+	[RIPSEC_A_SEL_DPORT_LO] = { .type = NLA_U16 },
+	[RIPSEC_A_SEL_DPORT_HI] = { .type = NLA_U16 },
+	[RIPSEC_A_TMPL_TUN_SRC] = ADDR_POLICY,
+	[RIPSEC_A_TMPL_TUN_DST] = ADDR_POLICY,
+	[RIPSEC_A_MISS_COUNT] = { .type = NLA_REJECT },
+	[RIPSEC_A_HARD] = { .type = NLA_REJECT },
 };
 
 static struct genl_family ripsec_genl_family;
@@ -87,21 +243,16 @@ static int ripsec_put_counters(struct sk_buff *msg, void *state)
 static int ripsec_nl_get_status(struct sk_buff *skb, struct genl_info *info)
 {
 	struct net *net = genl_info_net(info);
-	void *state = ripsec_state(net);
+	void *state = ripsec_pernet(net)->state;
 	struct sk_buff *msg;
 	void *hdr;
 	int err;
 
 	if (!state)
 		return -ENODEV;
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	msg = ripsec_glue_reply_new(info, RIPSEC_CMD_GET_STATUS, &hdr);
 	if (!msg)
 		return -ENOMEM;
-	hdr = genlmsg_put_reply(msg, info, &ripsec_genl_family, 0, RIPSEC_CMD_GET_STATUS);
-	if (!hdr) {
-		err = -EMSGSIZE;
-		goto fail;
-	}
 	err = -EMSGSIZE;
 	if (nla_put_string(msg, RIPSEC_A_VERSION, ripsec_rs_version()) ||
 	    nla_put_string(msg, RIPSEC_A_BACKEND, ripsec_rs_backend()) ||
@@ -110,19 +261,46 @@ static int ripsec_nl_get_status(struct sk_buff *skb, struct genl_info *info)
 	err = ripsec_put_counters(msg, state);
 	if (err)
 		goto fail;
-	genlmsg_end(msg, hdr);
-	return genlmsg_reply(msg, info);
+	return ripsec_glue_reply_send(info, msg, hdr);
 fail:
 	nlmsg_free(msg);
 	return err;
 }
 
+/* Every other command: Rust reads the validated attribute table. */
+static int ripsec_nl_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	void *state = ripsec_pernet(genl_info_net(info))->state;
+
+	if (!state)
+		return -ENODEV;
+	return ripsec_rs_nl(state, info->genlhdr->cmd, info->attrs, info);
+}
+
+static int ripsec_nl_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	void *state = ripsec_pernet(sock_net(skb->sk))->state;
+	const struct genlmsghdr *gh = nlmsg_data(cb->nlh);
+
+	if (!state)
+		return -ENODEV;
+	return ripsec_rs_nl_dump(state, gh->cmd, skb, cb, (u64 *)&cb->args[0]);
+}
+
+#define RIPSEC_OP(c) { .cmd = (c), .doit = ripsec_nl_doit, .flags = GENL_UNS_ADMIN_PERM }
 static const struct genl_small_ops ripsec_genl_ops[] = {
-	{
-		.cmd = RIPSEC_CMD_GET_STATUS,
-		.doit = ripsec_nl_get_status,
-		.flags = GENL_UNS_ADMIN_PERM,
-	},
+	{ .cmd = RIPSEC_CMD_GET_STATUS, .doit = ripsec_nl_get_status,
+	  .flags = GENL_UNS_ADMIN_PERM },
+	RIPSEC_OP(RIPSEC_CMD_SA_ADD),
+	RIPSEC_OP(RIPSEC_CMD_SA_DEL),
+	{ .cmd = RIPSEC_CMD_SA_GET, .doit = ripsec_nl_doit, .dumpit = ripsec_nl_dumpit,
+	  .flags = GENL_UNS_ADMIN_PERM },
+	RIPSEC_OP(RIPSEC_CMD_SA_FLUSH),
+	RIPSEC_OP(RIPSEC_CMD_POLICY_ADD),
+	RIPSEC_OP(RIPSEC_CMD_POLICY_DEL),
+	{ .cmd = RIPSEC_CMD_POLICY_GET, .dumpit = ripsec_nl_dumpit,
+	  .flags = GENL_UNS_ADMIN_PERM },
+	RIPSEC_OP(RIPSEC_CMD_POLICY_FLUSH),
 };
 
 static const struct genl_multicast_group ripsec_mcgrps[] = {
@@ -136,7 +314,7 @@ static struct genl_family ripsec_genl_family __ro_after_init = {
 	.policy = ripsec_policy,
 	.netnsok = true,
 	.parallel_ops = true,
-	/* Strict attribute validation for every command, present and future. */
+	/* Strict attribute validation for every command. */
 	.resv_start_op = RIPSEC_CMD_GET_STATUS,
 	.small_ops = ripsec_genl_ops,
 	.n_small_ops = ARRAY_SIZE(ripsec_genl_ops),
@@ -144,6 +322,328 @@ static struct genl_family ripsec_genl_family __ro_after_init = {
 	.n_mcgrps = ARRAY_SIZE(ripsec_mcgrps),
 	.module = THIS_MODULE,
 };
+
+void ripsec_glue_set_err(struct genl_info *info, const char *msg)
+{
+	/* msg must be static: extack keeps the pointer. NL_SET_ERR_MSG wants a literal. */
+	if (info->extack)
+		info->extack->_msg = msg;
+}
+
+struct sk_buff *ripsec_glue_reply_new(struct genl_info *info, u8 cmd, void **hdr)
+{
+	struct sk_buff *msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+
+	if (!msg)
+		return NULL;
+	*hdr = genlmsg_put_reply(msg, info, &ripsec_genl_family, 0, cmd);
+	if (!*hdr) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+int ripsec_glue_reply_send(struct genl_info *info, struct sk_buff *msg, void *hdr)
+{
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+void *ripsec_glue_dump_begin(struct sk_buff *skb, struct netlink_callback *cb, u8 cmd)
+{
+	return genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			   &ripsec_genl_family, NLM_F_MULTI, cmd);
+}
+
+struct sk_buff *ripsec_glue_event_new(u8 cmd, void **hdr)
+{
+	struct sk_buff *msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_ATOMIC);
+
+	if (!msg)
+		return NULL;
+	*hdr = genlmsg_put(msg, 0, 0, &ripsec_genl_family, 0, cmd);
+	if (!*hdr) {
+		nlmsg_free(msg);
+		return NULL;
+	}
+	return msg;
+}
+
+/* Returns 0 when delivered or when nobody listens; consumes msg. */
+int ripsec_glue_event_send(struct net *net, struct sk_buff *msg, void *hdr)
+{
+	int err;
+
+	genlmsg_end(msg, hdr);
+	err = genlmsg_multicast_netns(&ripsec_genl_family, net, msg, 0, 0, GFP_ATOMIC);
+	return err == -ESRCH ? 0 : err;
+}
+
+void ripsec_glue_msg_end(struct sk_buff *msg, void *hdr)
+{
+	genlmsg_end(msg, hdr);
+}
+
+void ripsec_glue_msg_cancel(struct sk_buff *msg, void *hdr)
+{
+	genlmsg_cancel(msg, hdr);
+}
+
+void ripsec_glue_msg_free(struct sk_buff *msg)
+{
+	nlmsg_free(msg);
+}
+
+int ripsec_glue_put(struct sk_buff *msg, u16 type, u32 len, const void *data)
+{
+	return nla_put(msg, type, len, data);
+}
+
+int ripsec_glue_put_u64(struct sk_buff *msg, u16 type, u64 value)
+{
+	return nla_put_u64_64bit(msg, type, value, RIPSEC_A_PAD);
+}
+
+struct nlattr *ripsec_glue_nest_start(struct sk_buff *msg, u16 type)
+{
+	return nla_nest_start(msg, type);
+}
+
+void ripsec_glue_nest_end(struct sk_buff *msg, struct nlattr *nest)
+{
+	nla_nest_end(msg, nest);
+}
+
+/* ---- sk_buff helpers ---- */
+
+void ripsec_skb_view(struct sk_buff *skb, struct ripsec_skb_view *v)
+{
+	v->head = skb->head;
+	v->end = skb_end_offset(skb);
+	v->data = skb->data - skb->head;
+	v->len = skb->len;
+	v->network = skb->network_header;
+}
+
+int ripsec_skb_copy(struct sk_buff *skb, u32 offset_from_network, void *buf, u32 len)
+{
+	int off = skb_network_offset(skb) + offset_from_network;
+
+	if (len > skb->len || off < 0 || off > skb->len - len)
+		return -EINVAL;
+	return skb_copy_bits(skb, off, buf, len);
+}
+
+int ripsec_skb_is_gso(struct sk_buff *skb)
+{
+	return skb_is_gso(skb);
+}
+
+/* Software-segments a GSO skb (checksums completed) and consumes it. */
+struct sk_buff *ripsec_skb_segment(struct sk_buff *skb)
+{
+	struct sk_buff *segs = skb_gso_segment(skb, 0);
+
+	if (IS_ERR_OR_NULL(segs)) {
+		kfree_skb(skb);
+		return NULL;
+	}
+	consume_skb(skb);
+	return segs;
+}
+
+struct sk_buff *ripsec_skb_unlink_next(struct sk_buff *skb)
+{
+	struct sk_buff *next = skb->next;
+
+	skb_mark_not_on_list(skb);
+	return next;
+}
+
+/*
+ * Makes the packet linear, private and roomy enough to be rewritten in place,
+ * with any pending checksum resolved (it would be wrong once encrypted).
+ */
+int ripsec_skb_prepare(struct sk_buff *skb, u32 headroom, u32 tailroom)
+{
+	int err;
+
+	if (skb->ip_summed == CHECKSUM_PARTIAL) {
+		err = skb_checksum_help(skb);
+		if (err)
+			return err;
+	}
+	err = skb_linearize_cow(skb);
+	if (err)
+		return err;
+	if (skb_headroom(skb) < headroom || skb_tailroom(skb) < tailroom) {
+		err = pskb_expand_head(skb, max_t(int, headroom - skb_headroom(skb), 0) + 16,
+				       max_t(int, tailroom - skb_tailroom(skb), 0) + 16, GFP_ATOMIC);
+		if (err)
+			return err;
+	}
+	skb->ip_summed = CHECKSUM_NONE;
+	return 0;
+}
+
+/* True for packets this module already encapsulated (they pass the hook again). */
+int ripsec_skb_transformed(struct sk_buff *skb, u8 family)
+{
+	if (family == NFPROTO_IPV4)
+		return !!(IPCB(skb)->flags & IPSKB_XFRM_TRANSFORMED);
+	return !!(IP6CB(skb)->flags & IP6SKB_XFRM_TRANSFORMED);
+}
+
+/*
+ * ESP makes the packet `overhead` bytes longer. Lowering the route's path MTU
+ * by that much makes TCP (and PMTU-aware UDP) send packets that still fit; the
+ * packet at hand is fragmented after encapsulation rather than dropped.
+ */
+void ripsec_skb_lower_pmtu(struct sk_buff *skb, u32 overhead)
+{
+	struct dst_entry *dst = skb_dst(skb);
+	u32 mtu;
+
+	if (!dst)
+		return;
+	mtu = dst_mtu(dst);
+	if (skb->len + overhead > mtu && mtu > overhead + 576)
+		skb_dst_update_pmtu_no_confirm(skb, mtu - overhead);
+}
+
+static void ripsec_skb_set_window(struct sk_buff *skb, u32 start, u32 len)
+{
+	skb->data = skb->head + start;
+	skb->len = len;
+	skb_set_tail_pointer(skb, len);
+	skb_reset_network_header(skb);
+}
+
+static int ripsec_reroute(struct net *net, struct sk_buff *skb)
+{
+	struct dst_entry *dst;
+
+	if (skb->protocol == htons(ETH_P_IP)) {
+		const struct iphdr *iph = ip_hdr(skb);
+		struct flowi4 fl4 = { .daddr = iph->daddr, .saddr = iph->saddr,
+				      .flowi4_proto = iph->protocol };
+		struct rtable *rt = ip_route_output_key(net, &fl4);
+
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		dst = &rt->dst;
+	} else {
+		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+		struct flowi6 fl6 = { .daddr = ip6h->daddr, .saddr = ip6h->saddr,
+				      .flowi6_proto = ip6h->nexthdr };
+
+		dst = ip6_route_output(net, NULL, &fl6);
+		if (dst->error) {
+			int err = dst->error;
+
+			dst_release(dst);
+			return err;
+		}
+	}
+	skb_dst_drop(skb);
+	skb_dst_set(skb, dst);
+	return 0;
+}
+
+/*
+ * Points an encapsulated packet at its new bytes (head+start, len, outer IP
+ * header first) and marks it as ours: it passes the output hooks again.
+ */
+void ripsec_skb_output_prepare(struct sk_buff *skb, u32 start, u32 len)
+{
+	ripsec_skb_set_window(skb, start, len);
+	skb->ignore_df = 1;
+	if ((skb->data[0] >> 4) == 4) {
+		skb->protocol = htons(ETH_P_IP);
+		memset(IPCB(skb), 0, sizeof(*IPCB(skb)));
+		IPCB(skb)->flags |= IPSKB_XFRM_TRANSFORMED;
+		skb_set_transport_header(skb, ip_hdrlen(skb));
+	} else {
+		skb->protocol = htons(ETH_P_IPV6);
+		memset(IP6CB(skb), 0, sizeof(*IP6CB(skb)));
+		IP6CB(skb)->flags |= IP6SKB_XFRM_TRANSFORMED;
+		skb_set_transport_header(skb, sizeof(struct ipv6hdr));
+	}
+}
+
+/* Sends a prepared packet; tunnel mode re-routes by the outer destination. Consumes skb. */
+int ripsec_skb_output(struct net *net, struct sock *sk, struct sk_buff *skb, int reroute)
+{
+	int err;
+
+	if (reroute) {
+		err = ripsec_reroute(net, skb);
+		if (err) {
+			kfree_skb(skb);
+			return err;
+		}
+	}
+	if (skb->protocol == htons(ETH_P_IP))
+		return ip_local_out(net, sk, skb);
+	return ip6_local_out(net, sk, skb);
+}
+
+void ripsec_skb_set_next(struct sk_buff *skb, struct sk_buff *next)
+{
+	skb->next = next;
+}
+
+/* Transport mode: the original packet is back in place; let it continue. */
+void ripsec_skb_input_transport(struct sk_buff *skb, u32 start, u32 len)
+{
+	u32 hlen = (skb->head[start] >> 4) == 4 ? (skb->head[start] & 0xf) * 4 :
+						    skb_transport_offset(skb);
+
+	ripsec_skb_set_window(skb, start, len);
+	skb_set_transport_header(skb, hlen);
+	skb->ip_summed = CHECKSUM_NONE;
+}
+
+/*
+ * Tunnel mode: the inner packet is received anew, synchronously, with this
+ * CPU's decapsulation depth raised so the inbound policy check recognises it
+ * as having come through an SA (BHs are off in the receive path, so the
+ * per-CPU count cannot be seen by another packet on this CPU meanwhile).
+ */
+static DEFINE_PER_CPU(unsigned int, ripsec_decap_depth);
+
+int ripsec_skb_input_tunnel(struct sk_buff *skb, u32 start, u32 len)
+{
+	int ret;
+
+	ripsec_skb_set_window(skb, start, len);
+	skb->protocol = (skb->data[0] >> 4) == 4 ? htons(ETH_P_IP) : htons(ETH_P_IPV6);
+	skb_reset_transport_header(skb);
+	skb_reset_mac_header(skb);
+	skb->mac_len = 0;
+	skb_dst_drop(skb);
+	nf_reset_ct(skb);
+	skb->ip_summed = CHECKSUM_NONE;
+	skb->pkt_type = PACKET_HOST;
+	this_cpu_inc(ripsec_decap_depth);
+	ret = netif_receive_skb(skb);
+	this_cpu_dec(ripsec_decap_depth);
+	return ret == NET_RX_SUCCESS ? 0 : -ENOBUFS;
+}
+
+/* True while a packet decapsulated by this module is being received on this CPU. */
+int ripsec_skb_decapsulated(struct sk_buff *skb)
+{
+	return this_cpu_read(ripsec_decap_depth) > 0;
+}
+
+void ripsec_skb_free(struct sk_buff *skb)
+{
+	kfree_skb(skb);
+}
+
+/* ---- module ---- */
 
 int ripsec_glue_register(void)
 {

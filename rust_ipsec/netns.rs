@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Per-network-namespace state. The C glue owns the `pernet_operations`
-//! registration and keeps one opaque pointer per namespace; this file creates,
-//! reads and frees what it points to.
+//! registration, the namespace's spinlock and one opaque pointer per
+//! namespace; this file creates, reads and frees what it points to.
 
-use core::ffi::{c_char, c_void};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
 use kernel::prelude::*;
 
 use crate::ffi;
+use crate::lock::BhLock;
+use crate::tables::Tables;
 
 /// Mirrors `enum ripsec_counter` in `uapi/rust_ipsec.h`; `check_abi` verifies the count.
 #[allow(dead_code)]
@@ -30,16 +32,38 @@ pub(crate) enum Counter {
     OutSeqExhausted,
     OutErrors,
     EventsDropped,
+    Acquires,
+    SpiMissEvents,
+    Expires,
+    OutPolicyDrop,
 }
 
-const COUNTERS: usize = Counter::EventsDropped as usize + 1;
+const COUNTERS: usize = Counter::OutPolicyDrop as usize + 1;
+
+/// What the namespace lock guards.
+pub(crate) struct Locked {
+    /// `None` until the namespace gets its first SA or policy.
+    pub(crate) tables: Option<Tables>,
+}
 
 /// State of one network namespace.
 pub(crate) struct NetState {
     /// Identifies the namespace in logs and status replies.
-    cookie: u64,
+    pub(crate) cookie: u64,
+    pub(crate) net: *mut ffi::Net,
+    /// Keys the table hashes: SPIs come from the network.
+    pub(crate) seed: u64,
+    /// Set once tables exist: the hooks' fast exit for unconfigured namespaces.
+    pub(crate) active: AtomicBool,
     counters: [AtomicU64; COUNTERS],
+    pub(crate) locked: BhLock<Locked>,
 }
+
+// SAFETY: `net` is only passed back to C functions that are safe to call from
+// any context; everything else is Sync by construction.
+unsafe impl Send for NetState {}
+// SAFETY: as above.
+unsafe impl Sync for NetState {}
 
 impl NetState {
     pub(crate) fn bump(&self, c: Counter) {
@@ -58,27 +82,39 @@ pub(crate) fn check_abi() -> Result {
     // SAFETY: plain C function returning a constant.
     let c_max = unsafe { ffi::ripsec_glue_counter_max() };
     if c_max as usize != COUNTERS {
-        pr_err!(
-            "rust_ipsec: counter ABI mismatch (C {} vs Rust {})\n",
-            c_max,
-            COUNTERS
-        );
+        pr_err!("rust_ipsec: counter ABI mismatch (C {} vs Rust {})\n", c_max, COUNTERS);
         return Err(EINVAL);
     }
     Ok(())
 }
 
+/// The state behind the glue's opaque pointer.
+///
+/// # Safety
+/// `state` must be a pointer `ripsec_rs_net_init` returned and the namespace
+/// must not have been torn down (the glue guarantees this for hooks and
+/// netlink requests running in that namespace).
+pub(crate) unsafe fn from_ptr<'a>(state: *mut c_void) -> &'a NetState {
+    // SAFETY: per the function's contract.
+    unsafe { &*state.cast::<NetState>() }
+}
+
 #[no_mangle]
-extern "C" fn ripsec_rs_net_init(cookie: u64) -> *mut c_void {
+extern "C" fn ripsec_rs_net_init(net: *mut ffi::Net, cookie: u64, lock: *mut ffi::SpinLockT) -> *mut c_void {
+    // SAFETY: plain C call.
+    let seed = unsafe { ffi::ripsec_glue_random_u64() };
     let state = NetState {
         cookie,
+        net,
+        seed,
+        active: AtomicBool::new(false),
         counters: [const { AtomicU64::new(0) }; COUNTERS],
+        // SAFETY: the glue initialised `lock` in the per-netns struct, which
+        // outlives this state (freed in `ripsec_rs_net_exit` first).
+        locked: unsafe { BhLock::new(lock, Locked { tables: None }) },
     };
     match KBox::new(state, GFP_KERNEL) {
-        Ok(b) => {
-            pr_debug!("rust_ipsec: netns {} state created\n", cookie);
-            KBox::into_raw(b).cast()
-        }
+        Ok(b) => KBox::into_raw(b).cast(),
         Err(_) => core::ptr::null_mut(),
     }
 }
@@ -88,10 +124,12 @@ extern "C" fn ripsec_rs_net_exit(state: *mut c_void) {
     if state.is_null() {
         return;
     }
-    // SAFETY: `state` came from `KBox::into_raw` in `ripsec_rs_net_init` and the
-    // glue calls this exactly once per namespace, after the last user is gone.
+    // SAFETY: `state` came from `KBox::into_raw` in `ripsec_rs_net_init`; the glue
+    // calls this once per namespace after unregistering its hooks (which waits
+    // for packets in flight) and after the last netlink request.
     let b = unsafe { KBox::from_raw(state.cast::<NetState>()) };
     pr_debug!("rust_ipsec: netns {} state freed\n", b.cookie);
+    // Dropping the tables drops every SA; their keys are wiped on drop.
     drop(b);
 }
 
@@ -100,9 +138,8 @@ extern "C" fn ripsec_rs_read_counters(state: *mut c_void, out: *mut u64, n: u32)
     if state.is_null() || out.is_null() {
         return 0;
     }
-    // SAFETY: the glue passes the live state of the namespace it is serving;
-    // namespace exit cannot run concurrently with a netlink request in that namespace.
-    let st = unsafe { &*state.cast::<NetState>() };
+    // SAFETY: the glue passes the live state of the namespace it serves.
+    let st = unsafe { from_ptr(state) };
     st.bump(Counter::NlRequests);
     let n = core::cmp::min(n as usize, COUNTERS);
     // SAFETY: the glue passes a buffer of at least `n` u64s.
@@ -114,11 +151,11 @@ extern "C" fn ripsec_rs_read_counters(state: *mut c_void, out: *mut u64, n: u32)
 }
 
 #[no_mangle]
-extern "C" fn ripsec_rs_version() -> *const c_char {
+extern "C" fn ripsec_rs_version() -> *const u8 {
     crate::VERSION.as_char_ptr()
 }
 
 #[no_mangle]
-extern "C" fn ripsec_rs_backend() -> *const c_char {
+extern "C" fn ripsec_rs_backend() -> *const u8 {
     crate::selftest::BACKEND_C.as_char_ptr()
 }

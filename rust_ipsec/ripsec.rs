@@ -6,11 +6,19 @@
 //! 6.12 `kernel` crate has no abstraction for (per-netns state, generic netlink,
 //! module parameters) live in `glue.c` behind `glue.h`.
 
-use kernel::prelude::*;
+use kernel::{c_str, prelude::*};
 
+#[path = "abi.rs"]
+mod abi;
+mod control;
+mod datapath;
+mod events;
 mod ffi;
+mod lock;
 mod netns;
+mod nlmsg;
 mod selftest;
+mod tables;
 
 /// Module version reported over generic netlink (`ripsec stats`).
 pub(crate) const VERSION: &CStr = c_str!("0.1.0");

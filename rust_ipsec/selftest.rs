@@ -3,7 +3,7 @@
 //! crypto does not reproduce published vectors (encrypt, decrypt, and
 //! rejection of a corrupted tag) for every algorithm it offers.
 
-use kernel::prelude::*;
+use kernel::{c_str, prelude::*};
 use ripsec_esp::{Aead, AeadAlg, ICV_LEN, IV_LEN};
 
 use crate::ffi;

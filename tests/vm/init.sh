@@ -8,6 +8,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mountpoint -q /dev || mount -t devtmpfs dev /dev
 mkdir -p /dev/pts 2>/dev/null; mount -t devpts devpts /dev/pts 2>/dev/null
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 mount -t debugfs debugfs /sys/kernel/debug
 for d in /tmp /run /var/tmp /var/log /var/lib /root; do mount -t tmpfs tmpfs "$d"; done
 # /etc stays the host's, read-only: daemons get their configuration from their
@@ -32,9 +33,8 @@ for s in "${scenarios[@]}"; do
   name=$(basename "$s")
   echo "=== scenario $name"
   start=$(date +%s)
-  timeout 600 bash "tests/vm/$s.sh" > >(tee "$OUT/$name.log") 2>&1
-  rc=$?
-  sleep 0.2
+  timeout 600 bash "tests/vm/$s.sh" 2>&1 | tee "$OUT/$name.log"
+  rc=${PIPESTATUS[0]}
   if [ $rc != 0 ]; then
     echo "not ok - $name: scenario exited with status $rc" | tee -a "$RESULTS"
   fi

@@ -1,39 +1,9 @@
-//! The `rust_ipsec` generic netlink ABI, mirrored from
-//! `rust_ipsec/uapi/rust_ipsec.h`. The test at the bottom parses that header so
-//! the two cannot drift apart silently.
+//! The `rust_ipsec` generic netlink ABI: the module's own constants file
+//! (`rust_ipsec/abi.rs`), checked here against the C uapi header.
 
-pub const GENL_NAME: &str = "rust_ipsec";
-pub const GENL_VERSION: u8 = 1;
-
-pub const CMD_GET_STATUS: u8 = 1;
-
-/// Alignment padding for u64 attributes; never carries data.
-#[allow(dead_code)]
-pub const A_PAD: u16 = 1;
-pub const A_VERSION: u16 = 2;
-pub const A_BACKEND: u16 = 3;
-pub const A_NETNS_COOKIE: u16 = 4;
-pub const A_COUNTERS: u16 = 5;
-
-/// Counter names in `enum ripsec_counter` order; inside `RIPSEC_A_COUNTERS` the
-/// attribute type is the index + 1.
-pub const COUNTERS: &[&str] = &[
-    "nl_requests",
-    "in_packets",
-    "in_bytes",
-    "out_packets",
-    "out_bytes",
-    "in_no_sa",
-    "in_auth_fail",
-    "in_replay",
-    "in_too_old",
-    "in_malformed",
-    "in_policy_drop",
-    "out_no_sa",
-    "out_seq_exhausted",
-    "out_errors",
-    "events_dropped",
-];
+#[path = "../../../rust_ipsec/abi.rs"]
+mod shared;
+pub(crate) use shared::*;
 
 #[cfg(test)]
 mod tests {
@@ -49,9 +19,10 @@ mod tests {
         let body = &HEADER[start..];
         let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
         body.lines()
-            .map(|l| l.split("/*").next().unwrap().trim().trim_end_matches(','))
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
+            .map(|l| l.split("/*").next().unwrap())
+            .flat_map(|l| l.split(','))
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
             .collect()
     }
 
@@ -63,26 +34,42 @@ mod tests {
     fn family_name_and_version_match_header() {
         assert!(HEADER.contains(&format!("#define RIPSEC_GENL_NAME\t\"{GENL_NAME}\"")));
         assert!(HEADER.contains(&format!("#define RIPSEC_GENL_VERSION\t{GENL_VERSION}")));
+        assert!(HEADER.contains(&format!("#define RIPSEC_MCGRP_EVENTS\t\"{MCGRP_EVENTS}\"")));
     }
 
     #[test]
     fn commands_match_header() {
         let cmds = c_enum("ripsec_cmd");
-        assert_eq!(value_of(&cmds, "RIPSEC_CMD_GET_STATUS"), CMD_GET_STATUS as usize);
+        assert_eq!(C_CMDS.len() + 2, cmds.len(), "every command is mirrored");
+        for (name, v) in C_CMDS {
+            assert_eq!(value_of(&cmds, name), *v as usize, "{name}");
+        }
     }
 
     #[test]
     fn attributes_match_header() {
         let attrs = c_enum("ripsec_attr");
-        for (name, v) in [
-            ("RIPSEC_A_PAD", A_PAD),
-            ("RIPSEC_A_VERSION", A_VERSION),
-            ("RIPSEC_A_BACKEND", A_BACKEND),
-            ("RIPSEC_A_NETNS_COOKIE", A_NETNS_COOKIE),
-            ("RIPSEC_A_COUNTERS", A_COUNTERS),
-        ] {
-            assert_eq!(value_of(&attrs, name), v as usize, "{name}");
+        assert_eq!(C_ATTRS.len() + 2, attrs.len(), "every attribute is mirrored");
+        for (name, v) in C_ATTRS {
+            assert_eq!(value_of(&attrs, name), *v as usize, "{name}");
         }
+        assert_eq!(A_MAX as usize, attrs.len() - 2);
+    }
+
+    #[test]
+    fn enums_match_header() {
+        let alg = c_enum("ripsec_alg");
+        assert_eq!(value_of(&alg, "RIPSEC_ALG_AES128_GCM16"), ALG_AES128_GCM16 as usize);
+        assert_eq!(value_of(&alg, "RIPSEC_ALG_AES256_GCM16"), ALG_AES256_GCM16 as usize);
+        assert_eq!(value_of(&alg, "RIPSEC_ALG_CHACHA20_POLY1305"), ALG_CHACHA20_POLY1305 as usize);
+        let dir = c_enum("ripsec_dir");
+        assert_eq!(value_of(&dir, "RIPSEC_DIR_OUT"), DIR_OUT as usize);
+        assert_eq!(value_of(&dir, "RIPSEC_DIR_FWD"), DIR_FWD as usize);
+        let act = c_enum("ripsec_action");
+        assert_eq!(value_of(&act, "RIPSEC_ACTION_PROTECT"), ACTION_PROTECT as usize);
+        let st = c_enum("ripsec_sa_stat");
+        assert_eq!(st.len() - 1, SA_STAT_COUNT);
+        assert_eq!(value_of(&st, "RIPSEC_SA_STAT_SEQ"), SA_STAT_SEQ as usize);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
@@ -23,12 +23,14 @@ pub enum Error {
     ModuleNotLoaded,
     /// The kernel refused the caller (CAP_NET_ADMIN missing).
     PermissionDenied,
-    /// The kernel answered with another errno.
-    Kernel(i32),
+    /// The kernel answered with another errno and, usually, an extended-ack message.
+    Kernel(i32, Option<String>),
     /// Socket-level failure.
     Io(io::Error),
     /// The reply did not parse.
     Malformed(String),
+    /// The command line asked for something impossible.
+    Usage(String),
 }
 
 impl fmt::Display for Error {
@@ -43,11 +45,16 @@ impl fmt::Display for Error {
             Error::PermissionDenied => {
                 write!(f, "permission denied: talking to rust_ipsec needs CAP_NET_ADMIN")
             }
-            Error::Kernel(errno) => {
-                write!(f, "rust_ipsec refused the request: {}", io::Error::from_raw_os_error(*errno))
+            Error::Kernel(errno, msg) => {
+                let e = io::Error::from_raw_os_error(*errno);
+                match msg {
+                    Some(m) => write!(f, "rust_ipsec refused the request: {m} ({e})"),
+                    None => write!(f, "rust_ipsec refused the request: {e}"),
+                }
             }
             Error::Io(e) => write!(f, "netlink socket error: {e}"),
             Error::Malformed(m) => write!(f, "malformed reply from rust_ipsec: {m}"),
+            Error::Usage(m) => write!(f, "{m}"),
         }
     }
 }
@@ -101,6 +108,12 @@ pub fn parse_attrs(buf: &[u8]) -> Result<Vec<DefaultNla>, DecodeError> {
         .collect()
 }
 
+/// The attribute type without the NESTED / NET_BYTEORDER flags, which
+/// `DefaultNla` keeps in its kind.
+pub fn attr_kind(nla: &DefaultNla) -> u16 {
+    nla.kind() & netlink_packet_utils::nla::NLA_TYPE_MASK
+}
+
 /// Reads an attribute value as a native-endian u64.
 pub fn attr_u64(nla: &DefaultNla) -> Result<u64, Error> {
     let mut v = vec![0u8; nla.value_len()];
@@ -118,6 +131,56 @@ pub fn attr_string(nla: &DefaultNla) -> Result<String, Error> {
         v.pop();
     }
     String::from_utf8(v).map_err(|_| Error::Malformed(format!("attribute {} is not UTF-8", nla.kind())))
+}
+
+/// Attribute builders for requests.
+pub fn nla(kind: u16, value: Vec<u8>) -> DefaultNla {
+    DefaultNla::new(kind, value)
+}
+
+pub fn nla_u8(kind: u16, v: u8) -> DefaultNla {
+    nla(kind, vec![v])
+}
+
+pub fn nla_u16(kind: u16, v: u16) -> DefaultNla {
+    nla(kind, v.to_ne_bytes().to_vec())
+}
+
+pub fn nla_u32(kind: u16, v: u32) -> DefaultNla {
+    nla(kind, v.to_ne_bytes().to_vec())
+}
+
+pub fn nla_u64(kind: u16, v: u64) -> DefaultNla {
+    nla(kind, v.to_ne_bytes().to_vec())
+}
+
+pub fn nla_addr(kind: u16, a: std::net::IpAddr) -> DefaultNla {
+    match a {
+        std::net::IpAddr::V4(v) => nla(kind, v.octets().to_vec()),
+        std::net::IpAddr::V6(v) => nla(kind, v.octets().to_vec()),
+    }
+}
+
+/// Reads an address attribute (4 or 16 bytes).
+pub fn attr_addr(nla: &DefaultNla) -> Result<std::net::IpAddr, Error> {
+    let b = attr_bytes(nla);
+    match b.len() {
+        4 => Ok(std::net::IpAddr::from(<[u8; 4]>::try_from(b.as_slice()).unwrap_or_default())),
+        16 => Ok(std::net::IpAddr::from(<[u8; 16]>::try_from(b.as_slice()).unwrap_or_default())),
+        n => Err(Error::Malformed(format!("address attribute of {n} bytes"))),
+    }
+}
+
+/// Reads an attribute value as a native-endian integer of 1, 2, 4 or 8 bytes.
+pub fn attr_uint(nla: &DefaultNla) -> Result<u64, Error> {
+    let b = attr_bytes(nla);
+    Ok(match b.len() {
+        1 => u64::from(b[0]),
+        2 => u64::from(u16::from_ne_bytes([b[0], b[1]])),
+        4 => u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        8 => u64::from_ne_bytes(b.as_slice().try_into().unwrap_or_default()),
+        n => return Err(Error::Malformed(format!("integer attribute of {n} bytes"))),
+    })
 }
 
 /// Raw value bytes of an attribute.
@@ -138,6 +201,9 @@ impl Client {
     /// Opens a socket and resolves the `rust_ipsec` family in the caller's namespace.
     pub fn connect() -> Result<Self, Error> {
         let mut sock = Socket::new(NETLINK_GENERIC)?;
+        // Extended acks carry the module's reason for a rejection.
+        let _ = sock.set_ext_ack(true);
+        let _ = sock.set_cap_ack(true);
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
         let mut client = Client { sock, family_id: 0, seq: 0 };
@@ -151,7 +217,7 @@ impl Client {
             nlas: vec![GenlCtrlAttrs::FamilyName(abi::GENL_NAME.to_string())],
         };
         let replies = match self.transact(GenlMessage::from_payload(ctrl), 0) {
-            Err(Error::Kernel(libc_enoent)) if libc_enoent == ENOENT => {
+            Err(Error::Kernel(libc_enoent, _)) if libc_enoent == ENOENT => {
                 return Err(Error::ModuleNotLoaded)
             }
             other => other?,
@@ -172,6 +238,49 @@ impl Client {
         msg.set_resolved_family_id(self.family_id);
         let replies = self.transact(msg, 0)?;
         Ok(replies.into_iter().map(|m| m.payload).collect())
+    }
+
+    /// A dump request: every object of the kind `cmd` names.
+    pub fn dump(&mut self, cmd: u8) -> Result<Vec<RipsecMsg>, Error> {
+        let mut msg = GenlMessage::from_payload(RipsecMsg { cmd, attrs: Vec::new() });
+        msg.set_resolved_family_id(self.family_id);
+        let replies = self.transact(msg, NLM_F_DUMP)?;
+        Ok(replies.into_iter().map(|m| m.payload).collect())
+    }
+
+    /// Joins the family's `events` multicast group and returns the socket.
+    pub fn subscribe(mut self) -> Result<Socket, Error> {
+        let ctrl = GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName(abi::GENL_NAME.to_string())],
+        };
+        let replies = self.transact(GenlMessage::from_payload(ctrl), 0)?;
+        let mut group = None;
+        for msg in replies {
+            for nla in msg.payload.nlas {
+                if let GenlCtrlAttrs::McastGroups(groups) = nla {
+                    for g in groups {
+                        let mut name = None;
+                        let mut id = None;
+                        for a in g {
+                            match a {
+                                netlink_packet_generic::ctrl::nlas::McastGrpAttrs::Name(n) => name = Some(n),
+                                netlink_packet_generic::ctrl::nlas::McastGrpAttrs::Id(i) => id = Some(i),
+                            }
+                        }
+                        if name.as_deref() == Some(abi::MCGRP_EVENTS) {
+                            group = id;
+                        }
+                    }
+                }
+            }
+        }
+        let group = group.ok_or_else(|| Error::Malformed("no events multicast group".into()))?;
+        self.sock.add_membership(group).map_err(|e| match e.raw_os_error() {
+            Some(EPERM) | Some(EACCES) => Error::PermissionDenied,
+            _ => Error::Io(e),
+        })?;
+        Ok(self.sock)
     }
 
     fn transact<F>(&mut self, payload: GenlMessage<F>, extra_flags: u16) -> Result<Vec<GenlMessage<F>>, Error>
@@ -211,7 +320,7 @@ impl Client {
                             None => Ok(out),
                             Some(code) => match -code.get() {
                                 EPERM | EACCES => Err(Error::PermissionDenied),
-                                errno => Err(Error::Kernel(errno)),
+                                errno => Err(Error::Kernel(errno, extack_msg(&rx[off - len..off]))),
                             },
                         };
                     }
@@ -221,6 +330,31 @@ impl Client {
             }
         }
     }
+}
+
+/// The NLMSGERR_ATTR_MSG text of an error message with extended ack:
+/// nlmsghdr, errno, the echoed request header (capped: NLM_F_CAPPED), TLVs.
+fn extack_msg(msg: &[u8]) -> Option<String> {
+    const NLMSG_HDR: usize = 16;
+    let flags = u16::from_ne_bytes(msg.get(6..8)?.try_into().ok()?);
+    let capped = flags & 0x100 != 0;
+    let echoed = u32::from_ne_bytes(msg.get(20..24)?.try_into().ok()?) as usize;
+    let tlv_start = NLMSG_HDR + 4 + if capped { NLMSG_HDR } else { (echoed + 3) & !3 };
+    let mut tlvs = msg.get(tlv_start..)?;
+    while tlvs.len() >= 4 {
+        let len = u16::from_ne_bytes(tlvs[0..2].try_into().ok()?) as usize;
+        let ty = u16::from_ne_bytes(tlvs[2..4].try_into().ok()?);
+        if len < 4 || len > tlvs.len() {
+            return None;
+        }
+        if ty == 1 {
+            let v = &tlvs[4..len];
+            let v = v.split(|&b| b == 0).next()?;
+            return String::from_utf8(v.to_vec()).ok();
+        }
+        tlvs = tlvs.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    None
 }
 
 const EPERM: i32 = 1;

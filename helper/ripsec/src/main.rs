@@ -2,6 +2,8 @@
 
 mod abi;
 mod genl;
+mod monitor;
+mod sa;
 mod stats;
 
 use std::process::ExitCode;
@@ -33,12 +35,30 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Static SAs in the module (keys are write-only).
+    #[command(subcommand)]
+    Sa(sa::SaCmd),
+    /// Security policies in the module.
+    #[command(subcommand)]
+    Policy(sa::PolicyCmd),
+    /// Print the module's events: acquire, spi_miss, expire.
+    Monitor {
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
 }
 
 fn exit_code(e: &genl::Error) -> u8 {
     match e {
         genl::Error::ModuleNotLoaded => exit::MODULE_NOT_LOADED,
         genl::Error::PermissionDenied => exit::PERMISSION_DENIED,
+        genl::Error::Usage(_) => exit::USAGE,
         _ => exit::ERROR,
     }
 }
@@ -47,6 +67,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Stats { json } => stats::query().map(|st| stats::print(&st, json)),
+        Cmd::Sa(c) => sa::sa(c),
+        Cmd::Policy(c) => sa::policy(c),
+        Cmd::Monitor { json, count, timeout } => monitor::run(json, count, timeout),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -28,8 +28,7 @@ pub fn query() -> Result<ModuleStatus, Error> {
         counters: Vec::new(),
     };
     for nla in &reply.attrs {
-        use netlink_packet_utils::nla::Nla;
-        match nla.kind() {
+        match genl::attr_kind(nla) {
             abi::A_VERSION => st.version = genl::attr_string(nla)?,
             abi::A_BACKEND => st.backend = genl::attr_string(nla)?,
             abi::A_NETNS_COOKIE => st.netns_cookie = genl::attr_u64(nla)?,
@@ -37,11 +36,11 @@ pub fn query() -> Result<ModuleStatus, Error> {
                 for c in genl::parse_attrs(&genl::attr_bytes(nla))
                     .map_err(|e| Error::Malformed(e.to_string()))?
                 {
-                    let idx = usize::from(c.kind()).wrapping_sub(1);
+                    let idx = usize::from(genl::attr_kind(&c)).wrapping_sub(1);
                     let name = abi::COUNTERS
                         .get(idx)
                         .map(|s| s.to_string())
-                        .unwrap_or_else(|| format!("counter_{}", c.kind()));
+                        .unwrap_or_else(|| format!("counter_{}", genl::attr_kind(&c)));
                     st.counters.push((name, genl::attr_u64(&c)?));
                 }
             }
