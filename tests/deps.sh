@@ -10,7 +10,7 @@ BINDGEN_VERSION=0.69.5
 PKGS=(linux-source-6.12 rustc-web rust-web-src cargo-web libclang-dev clang lld llvm
       bc flex bison libelf-dev libssl-dev cpio kmod dwarves xz-utils rsync make gcc binutils
       python3 openssl qemu-system-x86 busybox-static iproute2 iputils-ping iputils-arping
-      iperf3 tcpdump util-linux procps psmisc
+      iperf3 tcpdump util-linux procps psmisc python3-cryptography
       strongswan-charon strongswan-swanctl libstrongswan-standard-plugins)
 
 missing=()

@@ -3,17 +3,20 @@
 # writable /tmp, /run, /var, runs the scenarios named in RIPSEC_SCENARIOS and
 # writes their results and the kernel log to the "out" 9p share.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8
+export HOME=/tmp/home LANG=C.UTF-8
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mountpoint -q /dev || mount -t devtmpfs dev /dev
 mkdir -p /dev/pts 2>/dev/null; mount -t devpts devpts /dev/pts 2>/dev/null
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 mount -t debugfs debugfs /sys/kernel/debug
-for d in /tmp /run /var/tmp /var/log /var/lib /root; do mount -t tmpfs tmpfs "$d"; done
+for d in /tmp /run /var/tmp /var/log /var/lib; do mount -t tmpfs tmpfs "$d"; done
+# The checkout has its own share: it may live under a directory just covered.
+mkdir -p "$RIPSEC_ROOT" 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro checkout "$RIPSEC_ROOT"
 # /etc stays the host's, read-only: daemons get their configuration from their
 # own directories under /tmp (STRONGSWAN_CONF, libreswan's --config).
-mkdir -p /tmp/out
+mkdir -p /tmp/out /tmp/home
 mount -t 9p -o trans=virtio,version=9p2000.L out /tmp/out
 hostname ripsec-vm
 ip link set lo up

@@ -64,6 +64,7 @@ qemu() {
     -nographic -no-reboot -nic none \
     -kernel "$BZ" -append "$append" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs local,path="$root",mount_tag=checkout,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path="$OUT",mount_tag=out,security_model=none \
     </dev/null
 }
