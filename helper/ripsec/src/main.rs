@@ -1,11 +1,15 @@
 //! `ripsec`: the rust_ipsec userspace helper.
 
 mod abi;
+mod config;
+mod ctl;
+mod daemon;
 mod genl;
 mod monitor;
 mod sa;
 mod stats;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +22,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const MODULE_NOT_LOADED: u8 = 3;
     pub const PERMISSION_DENIED: u8 = 4;
+    /// No daemon listens on the control socket.
+    pub const DAEMON_NOT_RUNNING: u8 = 5;
+    /// The daemon's configuration file is invalid.
+    pub const CONFIG_INVALID: u8 = 6;
 }
 
 #[derive(Parser)]
@@ -52,6 +60,77 @@ enum Cmd {
         #[arg(long)]
         timeout: Option<f64>,
     },
+    /// Run the IKEv2 daemon in the foreground (logs to stderr).
+    Daemon {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Control socket.
+        #[arg(long, default_value = ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Log filter: error, warn, info, debug, trace (default: RUST_LOG, else info).
+        #[arg(long)]
+        log_level: Option<String>,
+    },
+    /// Check a daemon configuration file and exit.
+    CheckConfig {
+        config: PathBuf,
+    },
+    /// Initiate a connection and wait until it is established.
+    Up {
+        conn: String,
+        #[arg(long, default_value = ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Seconds to wait for the IKE SA and its Child SA.
+        #[arg(long, default_value_t = 15.0)]
+        timeout: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a connection's IKE SAs (and Child SAs) and wait until they are gone.
+    Down {
+        conn: String,
+        #[arg(long, default_value = ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        #[arg(long, default_value_t = 15.0)]
+        timeout: f64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the daemon's connections, IKE SAs and Child SAs.
+    Status {
+        #[arg(long, default_value = ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the daemon re-read its configuration (kept unchanged if the file is bad).
+    Reload {
+        #[arg(long, default_value = ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+fn ctl_result(r: Result<(), ctl::CtlError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("ripsec: {}", e.msg);
+            ExitCode::from(e.code)
+        }
+    }
 }
 
 fn exit_code(e: &genl::Error) -> u8 {
@@ -66,6 +145,26 @@ fn exit_code(e: &genl::Error) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Daemon { config, socket, log_level } => {
+            init_logging(log_level.as_deref());
+            return ExitCode::from(daemon::run(&config, &socket));
+        }
+        Cmd::CheckConfig { config } => {
+            return match config::load(&config) {
+                Ok(c) => {
+                    println!("{}: {} connection(s) OK", config.display(), c.connections.len());
+                    ExitCode::from(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("ripsec: {e}");
+                    ExitCode::from(exit::CONFIG_INVALID)
+                }
+            };
+        }
+        Cmd::Up { conn, socket, timeout, json } => return ctl_result(ctl::up(&socket, &conn, timeout, json)),
+        Cmd::Down { conn, socket, timeout, json } => return ctl_result(ctl::down(&socket, &conn, timeout, json)),
+        Cmd::Status { socket, json } => return ctl_result(ctl::status(&socket, json)),
+        Cmd::Reload { socket, json } => return ctl_result(ctl::reload(&socket, json)),
         Cmd::Stats { json } => stats::query().map(|st| stats::print(&st, json)),
         Cmd::Sa(c) => sa::sa(c),
         Cmd::Policy(c) => sa::policy(c),

@@ -1,0 +1,249 @@
+//! The control socket: one JSON request line, one JSON answer line.
+//! `ripsec up|down|status|reload` are its clients.
+//!
+//! Requests: `{"cmd":"up","conn":"NAME"}`, `{"cmd":"down","conn":"NAME"}`,
+//! `{"cmd":"status"}`, `{"cmd":"reload"}`. Answers carry `"ok": true` and
+//! the command's data, or `"ok": false` and `"error"`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::exit;
+
+pub const DEFAULT_SOCKET: &str = "/run/ripsec/ripsec.sock";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    Up { conn: String },
+    Down { conn: String },
+    Status,
+    Reload,
+}
+
+/// Why a control request failed, with the CLI exit code for it.
+#[derive(Debug)]
+pub struct CtlError {
+    pub code: u8,
+    pub msg: String,
+}
+
+/// Sends one request and returns the daemon's answer (`ok` checked).
+pub fn call(socket: &Path, req: &Request) -> Result<Value, CtlError> {
+    let mut s = UnixStream::connect(socket).map_err(|e| CtlError {
+        code: match e.kind() {
+            std::io::ErrorKind::PermissionDenied => exit::PERMISSION_DENIED,
+            _ => exit::DAEMON_NOT_RUNNING,
+        },
+        msg: match e.kind() {
+            std::io::ErrorKind::PermissionDenied => format!("permission denied on {}", socket.display()),
+            _ => format!(
+                "no ripsec daemon is listening on {} ({e}); start it with: ripsec daemon --config FILE",
+                socket.display()
+            ),
+        },
+    })?;
+    let io = |e: std::io::Error| CtlError { code: exit::ERROR, msg: format!("control socket: {e}") };
+    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+    let mut line = serde_json::to_string(req).map_err(|e| CtlError { code: exit::ERROR, msg: e.to_string() })?;
+    line.push('\n');
+    s.write_all(line.as_bytes()).map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(&s).read_line(&mut answer).map_err(io)?;
+    let v: Value = serde_json::from_str(&answer)
+        .map_err(|e| CtlError { code: exit::ERROR, msg: format!("bad answer from the daemon: {e}") })?;
+    if v.get("ok") == Some(&Value::Bool(true)) {
+        Ok(v)
+    } else {
+        let msg = v.get("error").and_then(Value::as_str).unwrap_or("request failed").to_owned();
+        Err(CtlError { code: exit::ERROR, msg })
+    }
+}
+
+fn conn_sas<'a>(status: &'a Value, conn: &str) -> Vec<&'a Value> {
+    status
+        .get("ike_sas")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter(|s| s.get("conn").and_then(Value::as_str) == Some(conn)).collect())
+        .unwrap_or_default()
+}
+
+fn established_with_child(sa: &Value) -> bool {
+    sa.get("state").and_then(Value::as_str) == Some("established")
+        && sa.get("children").and_then(Value::as_array).is_some_and(|c| !c.is_empty())
+}
+
+/// `ripsec up`: initiates, then waits up to `timeout` for an established
+/// IKE SA with a Child SA.
+pub fn up(socket: &Path, conn: &str, timeout: f64, json: bool) -> Result<(), CtlError> {
+    call(socket, &Request::Up { conn: conn.to_owned() })?;
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+    loop {
+        let st = call(socket, &Request::Status)?;
+        if let Some(sa) = conn_sas(&st, conn).into_iter().find(|s| established_with_child(s)) {
+            if json {
+                println!("{sa}");
+            } else {
+                println!("connection '{conn}' established");
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(CtlError {
+                code: exit::ERROR,
+                msg: format!("connection '{conn}' not established within {timeout} s (see the daemon's log)"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ripsec down`: deletes the connection's IKE SAs, then waits up to
+/// `timeout` for them to be gone.
+pub fn down(socket: &Path, conn: &str, timeout: f64, json: bool) -> Result<(), CtlError> {
+    call(socket, &Request::Down { conn: conn.to_owned() })?;
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+    loop {
+        let st = call(socket, &Request::Status)?;
+        let left = conn_sas(&st, conn).len();
+        if left == 0 {
+            if json {
+                println!("{}", serde_json::json!({ "conn": conn, "down": true }));
+            } else {
+                println!("connection '{conn}' down");
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(CtlError {
+                code: exit::ERROR,
+                msg: format!("connection '{conn}': {left} IKE SA(s) still present after {timeout} s"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn reload(socket: &Path, json: bool) -> Result<(), CtlError> {
+    let v = call(socket, &Request::Reload)?;
+    if json {
+        println!("{v}");
+    } else {
+        let list = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        };
+        println!(
+            "reloaded: added [{}] removed [{}] changed [{}] unchanged [{}]",
+            list("added"),
+            list("removed"),
+            list("changed"),
+            list("unchanged")
+        );
+    }
+    Ok(())
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(x) => x.to_string(),
+    }
+}
+
+pub fn status(socket: &Path, json: bool) -> Result<(), CtlError> {
+    let v = call(socket, &Request::Status)?;
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    if let Some(conns) = v.get("connections").and_then(Value::as_array) {
+        println!("Connections:");
+        for c in conns {
+            println!(
+                "  {}: {} -> {} ({}, start {}, local address {})",
+                s(c, "name"),
+                s(c, "local_addr"),
+                c.get("remote_addrs").and_then(Value::as_array).map_or("any".into(), |a| {
+                    let v: Vec<String> = a.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+                    if v.is_empty() {
+                        "any".into()
+                    } else {
+                        v.join(",")
+                    }
+                }),
+                s(c, "mode"),
+                s(c, "start"),
+                if c.get("local_addr_present") == Some(&Value::Bool(true)) { "present" } else { "ABSENT" }
+            );
+        }
+    }
+    let sas = v.get("ike_sas").and_then(Value::as_array).cloned().unwrap_or_default();
+    println!("IKE SAs: {}", sas.len());
+    for sa in &sas {
+        println!(
+            "  {}[{}]: {} {} {} <-> {} {} [{}] <-> [{}] age {}s",
+            s(sa, "conn"),
+            s(sa, "id"),
+            s(sa, "state"),
+            if sa.get("initiator") == Some(&Value::Bool(true)) { "initiator" } else { "responder" },
+            s(sa, "local"),
+            s(sa, "remote"),
+            s(sa, "suite"),
+            s(sa, "local_id"),
+            s(sa, "remote_id"),
+            s(sa, "age_s"),
+        );
+        println!("    spi_i {} spi_r {}{}", s(sa, "spi_i"), s(sa, "spi_r"), if sa.get("udp_encap") == Some(&Value::Bool(true)) { " udp-encap" } else { "" });
+        for c in sa.get("children").and_then(Value::as_array).into_iter().flatten() {
+            let ts = |k: &str| {
+                c.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default()
+            };
+            println!(
+                "    child in {} out {} {} {}{}{} age {}s: {} === {}",
+                s(c, "spi_in"),
+                s(c, "spi_out"),
+                s(c, "mode"),
+                s(c, "alg"),
+                if c.get("esn") == Some(&Value::Bool(true)) { " esn" } else { "" },
+                if c.get("encap") == Some(&Value::Bool(true)) { " udp-encap" } else { "" },
+                s(c, "age_s"),
+                ts("ts_local"),
+                ts("ts_remote"),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        assert_eq!(serde_json::to_string(&Request::Up { conn: "x".into() }).unwrap(), r#"{"cmd":"up","conn":"x"}"#);
+        assert_eq!(serde_json::to_string(&Request::Status).unwrap(), r#"{"cmd":"status"}"#);
+        let r: Request = serde_json::from_str(r#"{"cmd":"reload"}"#).unwrap();
+        assert_eq!(r, Request::Reload);
+    }
+
+    #[test]
+    fn no_daemon_is_exit_5() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = call(&dir.path().join("none.sock"), &Request::Status).unwrap_err();
+        assert_eq!(e.code, exit::DAEMON_NOT_RUNNING);
+        assert!(e.msg.contains("no ripsec daemon is listening"), "{}", e.msg);
+    }
+}
