@@ -250,9 +250,55 @@ fn sa_flush(st: &NetState, a: &Attrs) -> CtlResult<u32> {
     Ok(slots.len() as u32)
 }
 
-fn put_sa(m: &Msg, sa: &KSa) -> Result {
+/// What a reply says about an SA, copied out so the reply can be built after
+/// the lock is dropped (reply buffers are allocated with GFP_KERNEL).
+#[derive(Clone, Copy)]
+struct SaSnap {
+    spi: u32,
+    out: bool,
+    src: IpAddr,
+    dst: IpAddr,
+    tunnel: bool,
+    alg: u8,
+    encap: Option<(u16, u16)>,
+    esn: bool,
+    replay_window: u32,
+    reqid: u32,
+    owner: u64,
+    stats: [u64; abi::SA_STAT_COUNT],
+}
+
+impl From<&KSa> for SaSnap {
+    fn from(sa: &KSa) -> Self {
+        let out = sa.dir == SaDir::Out;
+        let seq = if out { sa.sa.seq.peek().saturating_sub(1) } else { sa.sa.replay.top() };
+        SaSnap {
+            spi: sa.spi,
+            out,
+            src: sa.src,
+            dst: sa.dst,
+            tunnel: sa.tunnel,
+            alg: sa.alg,
+            encap: sa.encap,
+            esn: sa.esn,
+            replay_window: sa.replay_window,
+            reqid: sa.reqid,
+            owner: sa.owner,
+            stats: [
+                sa.stats.packets,
+                sa.stats.bytes,
+                sa.stats.auth_fail,
+                sa.sa.replay.replayed(),
+                sa.sa.replay.too_old(),
+                seq,
+            ],
+        }
+    }
+}
+
+fn put_sa(m: &Msg, sa: &SaSnap) -> Result {
     m.put_u32(abi::A_SPI, sa.spi)?;
-    m.put_u8(abi::A_DIR, if sa.dir == SaDir::Out { abi::DIR_OUT } else { abi::DIR_IN })?;
+    m.put_u8(abi::A_DIR, if sa.out { abi::DIR_OUT } else { abi::DIR_IN })?;
     m.put_addr(abi::A_SRC, &sa.src)?;
     m.put_addr(abi::A_DST, &sa.dst)?;
     m.put_u8(abi::A_MODE, if sa.tunnel { abi::MODE_TUNNEL } else { abi::MODE_TRANSPORT })?;
@@ -267,16 +313,7 @@ fn put_sa(m: &Msg, sa: &KSa) -> Result {
     m.put_u32(abi::A_REPLAY_WINDOW, sa.replay_window)?;
     m.put_u32(abi::A_REQID, sa.reqid)?;
     m.put_u64(abi::A_OWNER, sa.owner)?;
-    let seq = if sa.dir == SaDir::Out { sa.sa.seq.peek().saturating_sub(1) } else { sa.sa.replay.top() };
-    let stats = [
-        sa.stats.packets,
-        sa.stats.bytes,
-        sa.stats.auth_fail,
-        sa.sa.replay.replayed(),
-        sa.sa.replay.too_old(),
-        seq,
-    ];
-    m.put_nested_u64s(abi::A_STATS, &stats)
+    m.put_nested_u64s(abi::A_STATS, &sa.stats)
 }
 
 fn selector_of(a: &Attrs) -> CtlResult<Selector> {
@@ -462,11 +499,13 @@ fn reply(info: *mut ffi::GenlInfo, cmd: u8, fill: impl FnOnce(&Msg) -> Result) -
 
 fn sa_get(st: &NetState, a: &Attrs, info: *mut ffi::GenlInfo) -> CtlResult<i32> {
     let (spi, dst) = sa_key(a)?;
-    let g = st.locked.lock();
-    let t = g.tables.as_ref().ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
-    let sa = t.find(spi, &dst).and_then(|s| t.sa(s)).ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
-    // Building the reply under the lock allocates nothing: the skb exists.
-    Ok(reply(info, abi::CMD_SA_GET, |m| put_sa(m, sa)))
+    let snap = {
+        let g = st.locked.lock();
+        let t = g.tables.as_ref().ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
+        let sa = t.find(spi, &dst).and_then(|s| t.sa(s)).ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
+        SaSnap::from(sa)
+    };
+    Ok(reply(info, abi::CMD_SA_GET, |m| put_sa(m, &snap)))
 }
 
 #[no_mangle]
@@ -539,7 +578,8 @@ extern "C" fn ripsec_rs_nl_dump(
         abi::CMD_SA_GET => {
             for (i, s) in t.sas.as_slice().iter().enumerate().skip(start as usize) {
                 if let Some(sa) = s.as_deref() {
-                    if !emit(i as u64, &|m| put_sa(m, sa)) {
+                    let snap = SaSnap::from(sa);
+                    if !emit(i as u64, &|m| put_sa(m, &snap)) {
                         break;
                     }
                 }

@@ -13,6 +13,8 @@ use crate::sa::describe;
 /// Prints events until `count` were seen or `timeout` passed (both optional).
 pub fn run(json: bool, count: Option<u64>, timeout: Option<f64>) -> Result<(), Error> {
     let sock = Client::connect()?.subscribe()?;
+    // Scripts wait for this line before causing the events they expect.
+    eprintln!("ripsec: monitoring rust_ipsec events");
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
     let mut seen = 0u64;
     let mut buf = vec![0u8; 65536];

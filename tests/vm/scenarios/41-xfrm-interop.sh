@@ -19,16 +19,9 @@ K32=0x0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef01020304
 
 # XFRM drops ESP-in-UDP unless a socket holds port 4500 with UDP_ENCAP_ESPINUDP,
 # as an IKE daemon's would.
-nsx b python3 -c 'import socket, time
-for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    if fam == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((addr, 4500))
-    s.setsockopt(17, 100, 2)  # SOL_UDP, UDP_ENCAP, UDP_ENCAP_ESPINUDP
-    globals()["keep" + str(fam)] = s
-time.sleep(900)' &
+nsx b python3 "$RIPSEC_ROOT/tests/vm/tools/xfrm_encap_socket.py" > /tmp/encap.log 2>&1 &
 encap_sock=$!
+for _ in $(seq 50); do grep -q ready /tmp/encap.log 2>/dev/null && break; sleep 0.2; done
 
 setup() { # FAM MODE ENCAP ALG
   local fam=$1 mode=$2 encap=$3 alg=$4 A=${ADDR[a$1]} B=${ADDR[b$1]} key=$K16 xalg e=() xe=() t=()

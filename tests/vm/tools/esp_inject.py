@@ -72,7 +72,7 @@ def main():
         elif a.case == "random":
             pkt = struct.pack("!I", a.spi) + os.urandom(rnd.randrange(0, 1400))
         elif a.case == "randspi":
-            pkt = struct.pack("!I", rnd.randrange(256, 1 << 32)) + os.urandom(rnd.randrange(4, 200))
+            pkt = struct.pack("!I", rnd.randrange(256, 1 << 32)) + os.urandom(rnd.randrange(40, 200))
         elif a.case == "marker":
             pkt = b"\x00\x00\x00\x00" + b"IKE-looking payload"
         elif a.case == "keepalive":
