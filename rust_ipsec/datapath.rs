@@ -275,7 +275,10 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
         let mut g = st.locked.lock();
         let now = events::now_ms();
         let locked = &mut *g;
-        let Some(t) = locked.tables.as_mut() else { return NF_DROP };
+        let Some(t) = locked.tables.as_mut() else { return NF_ACCEPT };
+        if t.is_empty() {
+            return NF_ACCEPT;
+        }
         let Some(slot) = t.find(info.spi, &info.dst) else {
             st.bump(Counter::InNoSa);
             if let Some(count) = t.limiter.allow_miss(&info.src, now) {

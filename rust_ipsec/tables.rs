@@ -227,6 +227,12 @@ impl Tables {
     pub(crate) fn sa_count(&self) -> usize {
         self.by_spi.sad.len()
     }
+
+    /// No SA and no policy: the namespace behaves as if rust_ipsec were not
+    /// there, so another IPsec stack (XFRM) can own its ESP.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_spi.sad.is_empty() && self.policies.spd.is_empty()
+    }
 }
 
 /// The security policy database.

@@ -12,7 +12,8 @@ for ns in a b; do ip -n $ns link set lo up; ip -n $ns link set eth0 up; done
 ip -n a addr add 192.0.2.1/24 dev eth0; ip -n b addr add 192.0.2.2/24 dev eth0
 
 tcp_mbps() { # STREAMS
-  nsx b iperf3 -s -D -1 --logfile /tmp/iperf-srv.log; sleep 0.5
+  pkill -x iperf3; sleep 0.5
+  nsx b iperf3 -s -D -1 --logfile /tmp/iperf-srv.log; sleep 1
   nsx a timeout 40 iperf3 -c 192.0.2.2 -t 5 -P "$1" -J 2>/dev/null |
     python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6, 2))' 2>/dev/null || echo 0
 }

@@ -68,6 +68,19 @@ for fam in 4 6; do
     done
   done
 done
+# After a flush, namespace a has hooks but no rust_ipsec configuration: XFRM on
+# both ends must work through it untouched.
+for side in a b; do
+  me=192.0.2.1 peer=192.0.2.2; [ $side = b ] && { me=192.0.2.2; peer=192.0.2.1; }
+  ip -n $side xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 reqid 1 mode transport aead "rfc4106(gcm(aes))" $K16 128
+  ip -n $side xfrm state add src 192.0.2.2 dst 192.0.2.1 proto esp spi 0x200 reqid 1 mode transport aead "rfc4106(gcm(aes))" $K16 128
+  ip -n $side xfrm policy add src $me dst $peer dir out tmpl src $me dst $peer proto esp reqid 1 mode transport
+done
+seen() { json_get "$(nsx a "$RIPSEC" stats --json)" .counters.in_no_sa; }
+before=$(seen)
+check "XFRM on both ends works through a flushed rust_ipsec namespace" nsx a ping -c 2 -W 2 192.0.2.2
+check_eq "rust_ipsec left that ESP alone" "$before" "$(seen)"
+ip -n a xfrm state flush; ip -n a xfrm policy flush; ip -n b xfrm state flush; ip -n b xfrm policy flush
 kill $encap_sock 2>/dev/null
 ip netns del a; ip netns del b
 check "rmmod after interop" rmmod rust_ipsec
