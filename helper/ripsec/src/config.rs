@@ -68,6 +68,10 @@ pub struct DaemonConfig {
     pub connections: Vec<ConnConfig>,
     /// How often per-SA packet counters are polled for liveness.
     pub stats_interval: Duration,
+    /// How long a connection's local (package) address may be absent before
+    /// its SAs are dropped (None: never). A move between two interfaces of
+    /// the node is shorter than this and keeps the SAs.
+    pub release_grace: Option<Duration>,
 }
 
 impl DaemonConfig {
@@ -92,6 +96,8 @@ struct RawFile {
 struct RawDaemon {
     #[serde(default, deserialize_with = "de_opt_duration")]
     stats_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_opt_duration")]
+    release_grace: Option<Option<Duration>>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -596,7 +602,8 @@ pub fn parse(path: &Path, src: &str) -> Result<DaemonConfig, ConfigError> {
         connections.push(ConnConfig { engine: c, start, replay_window, fingerprint });
     }
     let stats_interval = raw.daemon.stats_interval.unwrap_or(Duration::from_secs(1));
-    Ok(DaemonConfig { path: path.to_owned(), connections, stats_interval })
+    let release_grace = raw.daemon.release_grace.unwrap_or(Some(Duration::from_secs(2)));
+    Ok(DaemonConfig { path: path.to_owned(), connections, stats_interval, release_grace })
 }
 
 #[cfg(test)]
@@ -639,6 +646,15 @@ psk = "x"
 
     fn p(src: &str) -> Result<DaemonConfig, ConfigError> {
         parse(Path::new("/etc/ripsec.toml"), src)
+    }
+
+    #[test]
+    fn release_grace_default_value_and_never() {
+        assert_eq!(p(GOOD).unwrap().release_grace, Some(Duration::from_secs(2)));
+        let g = GOOD.replace("stats_interval = \"2s\"", "stats_interval = \"2s\"\nrelease_grace = \"500ms\"");
+        assert_eq!(p(&g).unwrap().release_grace, Some(Duration::from_millis(500)));
+        let g = GOOD.replace("stats_interval = \"2s\"", "stats_interval = \"2s\"\nrelease_grace = \"never\"");
+        assert_eq!(p(&g).unwrap().release_grace, None);
     }
 
     #[test]

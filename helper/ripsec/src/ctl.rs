@@ -24,6 +24,10 @@ pub enum Request {
     Down { conn: String },
     Status,
     Reload,
+    /// Forget every IKE SA (and Child SA) with a peer address, sending
+    /// nothing: the manual path for a peer known dead.
+    #[serde(rename = "flush_peer")]
+    FlushPeer { peer: String },
 }
 
 /// Why a control request failed, with the CLI exit code for it.
@@ -35,6 +39,11 @@ pub struct CtlError {
 
 /// Sends one request and returns the daemon's answer (`ok` checked).
 pub fn call(socket: &Path, req: &Request) -> Result<Value, CtlError> {
+    call_timeout(socket, req, Duration::from_secs(30))
+}
+
+/// `call` with a bound on the wait for the answer.
+pub fn call_timeout(socket: &Path, req: &Request, timeout: Duration) -> Result<Value, CtlError> {
     let mut s = UnixStream::connect(socket).map_err(|e| CtlError {
         code: match e.kind() {
             std::io::ErrorKind::PermissionDenied => exit::PERMISSION_DENIED,
@@ -49,7 +58,8 @@ pub fn call(socket: &Path, req: &Request) -> Result<Value, CtlError> {
         },
     })?;
     let io = |e: std::io::Error| CtlError { code: exit::ERROR, msg: format!("control socket: {e}") };
-    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+    s.set_read_timeout(Some(timeout)).map_err(io)?;
+    s.set_write_timeout(Some(timeout)).map_err(io)?;
     let mut line = serde_json::to_string(req).map_err(|e| CtlError { code: exit::ERROR, msg: e.to_string() })?;
     line.push('\n');
     s.write_all(line.as_bytes()).map_err(io)?;

@@ -1,6 +1,7 @@
 //! `ripsec`: the rust_ipsec userspace helper.
 
 mod abi;
+mod check;
 mod config;
 mod ctl;
 mod daemon;
@@ -26,6 +27,8 @@ pub mod exit {
     pub const DAEMON_NOT_RUNNING: u8 = 5;
     /// The daemon's configuration file is invalid.
     pub const CONFIG_INVALID: u8 = 6;
+    /// `ripsec check`: package state does not match address ownership.
+    pub const INCONSISTENT: u8 = 7;
 }
 
 #[derive(Parser)]
@@ -104,6 +107,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Health check for cluster managers: module loaded, daemon responsive,
+    /// package state consistent with address ownership. Exit 0 healthy,
+    /// 3 module not loaded, 4 permission denied, 5 daemon not responding,
+    /// 7 inconsistent, 1 other error.
+    Check {
+        #[arg(long, default_value = ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Make the daemon re-read its configuration (kept unchanged if the file is bad).
     Reload {
         #[arg(long, default_value = ctl::DEFAULT_SOCKET)]
@@ -164,6 +177,7 @@ fn main() -> ExitCode {
         Cmd::Up { conn, socket, timeout, json } => return ctl_result(ctl::up(&socket, &conn, timeout, json)),
         Cmd::Down { conn, socket, timeout, json } => return ctl_result(ctl::down(&socket, &conn, timeout, json)),
         Cmd::Status { socket, json } => return ctl_result(ctl::status(&socket, json)),
+        Cmd::Check { socket, json } => return ExitCode::from(check::run(&socket, json)),
         Cmd::Reload { socket, json } => return ctl_result(ctl::reload(&socket, json)),
         Cmd::Stats { json } => stats::query().map(|st| stats::print(&st, json)),
         Cmd::Sa(c) => sa::sa(c),

@@ -203,10 +203,16 @@ pub enum SaCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Delete every SA, or those of one peer or owner.
+    /// Delete every SA, or those of one peer or owner. With --peer, the
+    /// daemon (if one listens on --socket) first forgets its IKE and Child
+    /// SAs with that peer, without sending anything, so that the next
+    /// packet negotiates anew: the manual path for a peer that failed over.
     Flush {
         #[arg(long)]
         peer: Option<IpAddr>,
+        /// The daemon's control socket (for --peer).
+        #[arg(long, default_value = crate::ctl::DEFAULT_SOCKET)]
+        socket: std::path::PathBuf,
         #[arg(long)]
         owner: Option<u64>,
         #[arg(long)]
@@ -317,7 +323,16 @@ pub fn sa(cmd: SaCmd) -> Result<(), Error> {
                 }
             }
         }
-        SaCmd::Flush { peer, owner, json } => {
+        SaCmd::Flush { peer, owner, socket, json } => {
+            let mut daemon_ike: Option<u64> = None;
+            if let Some(p) = peer {
+                let req = crate::ctl::Request::FlushPeer { peer: p.to_string() };
+                match crate::ctl::call_timeout(&socket, &req, std::time::Duration::from_secs(5)) {
+                    Ok(v) => daemon_ike = v.get("ike_sas").and_then(Value::as_u64),
+                    Err(e) if e.code == crate::exit::DAEMON_NOT_RUNNING => {}
+                    Err(e) => eprintln!("ripsec: warning: the daemon did not flush its state for {p}: {}", e.msg),
+                }
+            }
             let mut v = Vec::new();
             if let Some(p) = peer {
                 v.push(genl::nla_addr(abi::A_PEER, p));
@@ -328,7 +343,9 @@ pub fn sa(cmd: SaCmd) -> Result<(), Error> {
             let r = c.request(abi::CMD_SA_FLUSH, v)?;
             let n = flushed(&r)?;
             if json {
-                println!("{}", json!({ "flushed": n }));
+                println!("{}", json!({ "flushed": n, "daemon_ike_sas": daemon_ike }));
+            } else if let Some(d) = daemon_ike {
+                println!("flushed {n} SA(s); the daemon forgot {d} IKE SA(s)");
             } else {
                 println!("flushed {n} SA(s)");
             }

@@ -80,6 +80,9 @@ pub struct Daemon {
     ctl: UnixListener,
     socket_path: PathBuf,
     next_stats: Instant,
+    /// Local addresses that disappeared, and when their connections' SAs
+    /// are dropped if the address has not come back.
+    releasing: HashMap<IpAddr, Instant>,
 }
 
 /// Whether two connections could both answer an IKE_SA_INIT.
@@ -311,7 +314,12 @@ impl Daemon {
         }
         let ctl = bind_control(socket).map_err(|e| (exit::ERROR, e))?;
         let mut d = Daemon {
-            cfg: DaemonConfig { path: cfg.path.clone(), connections: Vec::new(), stats_interval: cfg.stats_interval },
+            cfg: DaemonConfig {
+                path: cfg.path.clone(),
+                connections: Vec::new(),
+                stats_interval: cfg.stats_interval,
+                release_grace: cfg.release_grace,
+            },
             groups: Vec::new(),
             io: Io { kernel, socks, reqids: HashMap::new(), ike_index: HashMap::new() },
             events,
@@ -319,6 +327,7 @@ impl Daemon {
             ctl,
             socket_path: socket.to_owned(),
             next_stats: Instant::now(),
+            releasing: HashMap::new(),
         };
         info!("local addresses: {:?}", d.addrs.current);
         for p in kernel::ike_bypass_policies() {
@@ -514,6 +523,9 @@ impl Daemon {
                     deadline = deadline.min(t);
                 }
             }
+            for t in self.releasing.values() {
+                deadline = deadline.min(*t);
+            }
             for c in self.io.kernel.children.values() {
                 if !c.soft_fired {
                     deadline = deadline.min(c.soft_at);
@@ -553,6 +565,7 @@ impl Daemon {
                 }
             }
             self.child_timers(now);
+            self.release_addrs(now);
             if now >= self.next_stats {
                 self.next_stats = now + self.cfg.stats_interval;
                 self.poll_stats(now);
@@ -688,6 +701,7 @@ impl Daemon {
         for c in self.addrs.read() {
             match c {
                 Change::Added(a) => {
+                    self.releasing.remove(&a);
                     let conns: Vec<String> =
                         self.cfg.connections.iter().filter(|c| c.engine.local_addr == a).map(|c| c.engine.name.clone()).collect();
                     info!("address {a} added{}", if conns.is_empty() { String::new() } else { format!(": serving {conns:?}") });
@@ -705,6 +719,38 @@ impl Daemon {
                     let conns: Vec<String> =
                         self.cfg.connections.iter().filter(|c| c.engine.local_addr == a).map(|c| c.engine.name.clone()).collect();
                     info!("address {a} removed{}", if conns.is_empty() { String::new() } else { format!(": no longer serving {conns:?}") });
+                    if !conns.is_empty() {
+                        if let Some(g) = self.cfg.release_grace {
+                            self.releasing.insert(a, now + g);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the SAs of connections whose local address stayed absent for
+    /// the grace period (the package moved away): nothing can be sent from
+    /// an address we no longer hold, so they go without Deletes.
+    fn release_addrs(&mut self, now: Instant) {
+        let due: Vec<IpAddr> = self.releasing.iter().filter(|(_, t)| **t <= now).map(|(a, _)| *a).collect();
+        for a in due {
+            self.releasing.remove(&a);
+            if self.addrs.has(&a) {
+                continue;
+            }
+            let conns: Vec<String> =
+                self.cfg.connections.iter().filter(|c| c.engine.local_addr == a).map(|c| c.engine.name.clone()).collect();
+            for n in conns {
+                let Some(gi) = self.group_of(&n) else { continue };
+                let remotes: BTreeSet<IpAddr> =
+                    self.groups[gi].engine.status(now).ike_sas.iter().filter(|s| s.conn == n).map(|s| s.remote.ip()).collect();
+                let mut dropped = 0;
+                for r in remotes {
+                    dropped += self.groups[gi].engine.delete_peer(r);
+                }
+                if dropped > 0 {
+                    info!(conn = n, "address {a} still absent: dropped {dropped} IKE SA(s) and their Child SAs");
                 }
             }
         }
@@ -863,6 +909,14 @@ impl Daemon {
                 json!({ "ok": true, "connections": conns, "ike_sas": sas })
             }
             Request::Reload => self.reload(),
+            Request::FlushPeer { peer } => match peer.parse::<IpAddr>() {
+                Ok(addr) => {
+                    let n: usize = self.groups.iter_mut().map(|g| g.engine.delete_peer(addr)).sum();
+                    info!(%addr, "manual flush: forgot {n} IKE SA(s) with the peer");
+                    json!({ "ok": true, "ike_sas": n })
+                }
+                Err(e) => json!({ "ok": false, "error": format!("bad peer address '{peer}': {e}") }),
+            },
         };
         self.drain_all(now);
         v
