@@ -69,6 +69,21 @@ fn flow_of(h: &[u8]) -> Option<Flow> {
     Some(Flow { src, dst, proto, sport, dport })
 }
 
+/// RFC 3948 demultiplexing on port 4500, as Linux does it: ESP when the
+/// payload is longer than an ESP header and does not start with the 4-byte
+/// zero non-ESP marker; anything else (IKE, keepalives) goes to the socket.
+fn udp_carries_esp(h: &[u8]) -> bool {
+    let l4 = match h.first().map(|b| b >> 4) {
+        Some(4) => h.first().map_or(0, |b| usize::from(b & 0xf) * 4),
+        Some(6) => 40,
+        _ => return false,
+    };
+    let udp_len = usize::from(be16(h, l4.saturating_add(4)));
+    let payload = udp_len.saturating_sub(8);
+    let marker = h.get(l4.saturating_add(8)..l4.saturating_add(12));
+    payload > 8 && marker.is_some_and(|m| m != [0, 0, 0, 0])
+}
+
 /// The skb's linear buffer as a `PacketBuf` starting at the network header.
 ///
 /// # Safety
@@ -250,6 +265,11 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
     let is_esp = flow.proto == PROTO_ESP || (flow.proto == PROTO_UDP && flow.dport == NAT_T_PORT);
     if !is_esp {
         return cleartext_in(st, skb, &flow);
+    }
+    if flow.proto == PROTO_UDP && !udp_carries_esp(hdr.get(..n).unwrap_or(&[])) {
+        // IKE (non-ESP marker) and keepalives belong to the daemon's socket,
+        // whatever their length: userspace judges IKE, as with Linux XFRM.
+        return NF_ACCEPT;
     }
     // SAFETY: live packet, owned by this hook.
     if unsafe { ffi::ripsec_skb_prepare(skb, 0, 0) } != 0 {
