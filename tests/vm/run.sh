@@ -49,7 +49,7 @@ fi
 
 cpus=${VM_CPUS:-2}
 mem=${VM_MEM:-2048}
-timeout_s=${VM_TIMEOUT:-1500}
+timeout_s=${VM_TIMEOUT:-3600}
 scen_list=$(IFS=,; echo "${scenarios[*]}")
 append="console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose"
 # A TCG guest on a busy 2-core host can go seconds without running a vCPU; the
