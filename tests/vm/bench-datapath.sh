@@ -6,10 +6,7 @@
 . "$RIPSEC_ROOT/tests/vm/lib.sh"
 K16=0x0123456789abcdef0123456789abcdef01020304
 load_module
-ip netns add a; ip netns add b
-ip link add eth0 netns a type veth peer name eth0 netns b
-for ns in a b; do ip -n $ns link set lo up; ip -n $ns link set eth0 up; done
-ip -n a addr add 192.0.2.1/24 dev eth0; ip -n b addr add 192.0.2.2/24 dev eth0
+pair_up a b
 
 tcp_mbps() { # STREAMS
   pkill -x iperf3; sleep 0.5

@@ -59,6 +59,20 @@ kernel_log_check() {
   fi
 }
 
+# pair_up A B: namespaces A (192.0.2.1, 2001:db8::1) and B (192.0.2.2,
+# 2001:db8::2) joined by one veth, DAD off.
+pair_up() {
+  local a=$1 b=$2 ns
+  ip netns add "$a"; ip netns add "$b"
+  ip link add eth0 netns "$a" type veth peer name eth0 netns "$b"
+  for ns in "$a" "$b"; do
+    nsx "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up
+  done
+  ip -n "$a" addr add 192.0.2.1/24 dev eth0; ip -n "$b" addr add 192.0.2.2/24 dev eth0
+  ip -n "$a" addr add 2001:db8::1/64 dev eth0 nodad; ip -n "$b" addr add 2001:db8::2/64 dev eth0 nodad
+}
+
 # Removes namespaces and unloads the module: every scenario starts clean.
 cleanup_all() {
   local ns

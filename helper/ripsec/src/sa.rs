@@ -470,12 +470,18 @@ fn print_policy(v: &Value) {
 }
 
 pub fn policy(cmd: PolicyCmd) -> Result<(), Error> {
+    // Bad arguments are usage errors, whether or not the module is loaded.
+    if let PolicyCmd::Add(p) = &cmd {
+        if p.src.0.is_ipv4() != p.dst.0.is_ipv4() {
+            return Err(Error::Usage("--src and --dst must be of one address family".into()));
+        }
+        if p.mode == ModeArg::Tunnel && (p.tun_src.is_none() || p.tun_dst.is_none()) {
+            return Err(Error::Usage("tunnel mode needs --tun-src and --tun-dst".into()));
+        }
+    }
     let mut c = Client::connect()?;
     match cmd {
         PolicyCmd::Add(p) => {
-            if p.src.0.is_ipv4() != p.dst.0.is_ipv4() {
-                return Err(Error::Usage("--src and --dst must be of one address family".into()));
-            }
             let mut v: Vec<DefaultNla> = vec![
                 genl::nla_u8(abi::A_DIR, dir_id(p.dir)),
                 genl::nla_addr(abi::A_SEL_SRC, p.src.0),

@@ -4,14 +4,7 @@
 . "$RIPSEC_ROOT/tests/vm/lib.sh"
 
 load_module
-ip netns add a; ip netns add b
-ip link add eth0 netns a type veth peer name eth0 netns b
-for ns in a b; do
-  nsx $ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-  ip -n $ns link set lo up; ip -n $ns link set eth0 up
-done
-ip -n a addr add 192.0.2.1/24 dev eth0; ip -n b addr add 192.0.2.2/24 dev eth0
-ip -n a addr add 2001:db8::1/64 dev eth0 nodad; ip -n b addr add 2001:db8::2/64 dev eth0 nodad
+pair_up a b
 declare -A ADDR=([a4]=192.0.2.1 [b4]=192.0.2.2 [a6]=2001:db8::1 [b6]=2001:db8::2)
 K16=0x0123456789abcdef0123456789abcdef01020304
 K32=0x0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef01020304

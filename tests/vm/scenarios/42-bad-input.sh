@@ -9,10 +9,7 @@ INJECT="python3 $RIPSEC_ROOT/tests/vm/tools/esp_inject.py"
 K=0x0123456789abcdef0123456789abcdef01020304
 
 load_module
-ip netns add a; ip netns add x
-ip link add eth0 netns a type veth peer name eth0 netns x
-for ns in a x; do ip -n $ns link set lo up; ip -n $ns link set eth0 up; done
-ip -n a addr add 192.0.2.1/24 dev eth0; ip -n x addr add 192.0.2.2/24 dev eth0
+pair_up a x
 R() { nsx a "$RIPSEC" "$@"; }
 R sa add --spi 0x100 --dir out --src 192.0.2.1 --dst 192.0.2.2 --alg aes128gcm --key $K
 R sa add --spi 0x200 --dir in --src 192.0.2.2 --dst 192.0.2.1 --alg aes128gcm --key $K
