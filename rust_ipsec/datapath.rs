@@ -26,8 +26,8 @@ const PROTO_SCTP: u8 = 132;
 /// The first bytes of the packet from its network header, copied out (the
 /// skb may be non-linear).
 fn peek(skb: *mut SkBuff, buf: &mut [u8]) -> usize {
-    // SAFETY: `skb` is the packet the hook is processing; `buf` is writable.
     let mut view = ffi::SkbView::default();
+    // SAFETY: `skb` is the packet the hook is processing; `view` is writable.
     unsafe { ffi::ripsec_skb_view(skb, &mut view) };
     let avail = (view.len as usize).saturating_sub((view.network as usize).saturating_sub(view.data as usize));
     let n = core::cmp::min(buf.len(), avail);
