@@ -62,6 +62,9 @@ pub enum Error {
     Duplicate,
     /// Handle / id does not name a live entry.
     NotFound,
+    /// An external AEAD implementation (the kernel crypto API) failed for
+    /// a reason other than authentication.
+    CipherFailed,
 }
 
 impl fmt::Display for Error {

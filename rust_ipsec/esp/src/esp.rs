@@ -11,6 +11,7 @@
 use core::net::IpAddr;
 
 use crate::aead::{Aead, ICV_LEN, IV_LEN};
+use crate::cipher::EspCipher;
 use crate::ip::{
     self, fix_header, parse_for_input, parse_for_output, parse_inner, rd32, rd8, wr, wr32,
     IPV4_MIN_HDR, IPV6_HDR, L3, PROTO_ESP, PROTO_IPIP, PROTO_IPV6, PROTO_NONE, PROTO_UDP,
@@ -316,23 +317,6 @@ impl EspTransform {
         }
     }
 
-    fn aad(&self, seq_hi: u32, seq_lo: u32) -> ([u8; 12], usize) {
-        let mut aad = [0u8; 12];
-        let (a, b) = aad.split_at_mut(4);
-        a.copy_from_slice(&self.spi.to_be_bytes());
-        if self.esn {
-            let (h, l) = b.split_at_mut(4);
-            h.copy_from_slice(&seq_hi.to_be_bytes());
-            l.copy_from_slice(&seq_lo.to_be_bytes());
-            (aad, 12)
-        } else {
-            if let Some(l) = b.get_mut(..4) {
-                l.copy_from_slice(&seq_lo.to_be_bytes());
-            }
-            (aad, 8)
-        }
-    }
-
     /// Encapsulates `pkt` with sequence number `seq` (used as the IV too,
     /// so it must come from this SA's [`SeqCounter`](crate::SeqCounter)).
     ///
@@ -346,12 +330,25 @@ impl EspTransform {
 
     /// As [`encapsulate`](Self::encapsulate) with an explicit IV, for
     /// known-answer tests. The IV must never repeat under one key.
-    #[inline(never)]
     pub fn encapsulate_with_iv(
         &self,
         pkt: &mut PacketBuf<'_>,
         seq: u64,
         iv: [u8; IV_LEN],
+    ) -> Result<()> {
+        self.encapsulate_using(pkt, seq, iv, None)
+    }
+
+    /// As [`encapsulate_with_iv`](Self::encapsulate_with_iv), protecting
+    /// the packet with `cipher` (keyed with this SA's key) instead of the
+    /// built-in AEAD when given.
+    #[inline(never)]
+    pub fn encapsulate_using(
+        &self,
+        pkt: &mut PacketBuf<'_>,
+        seq: u64,
+        iv: [u8; IV_LEN],
+        cipher: Option<&dyn EspCipher>,
     ) -> Result<()> {
         if seq == 0 || (!self.esn && seq > u64::from(u32::MAX)) {
             return Err(Error::SeqWouldWrap);
@@ -430,7 +427,6 @@ impl EspTransform {
             .checked_add(outer_len)
             .and_then(|x| x.checked_add(udp))
             .ok_or(Error::BadLength)?;
-        let payload_off = add(esp_off, ESP_HDR_LEN + IV_LEN)?;
 
         // Trailer: TFC zeros (tunnel), pad 1, 2, 3..., pad length, next header.
         let trailer_off = start.checked_add(len).ok_or(Error::BadLength)?;
@@ -449,17 +445,9 @@ impl EspTransform {
         wr32(buf, esp_off, self.spi)?;
         wr32(buf, add(esp_off, 4)?, seq_lo)?;
         wr(buf, add(esp_off, ESP_HDR_LEN)?, &iv)?;
-        let (aad, aad_len) = self.aad(seq_hi, seq_lo);
-        let tag = self.aead.seal(
-            &iv,
-            aad.get(..aad_len).unwrap_or(&[]),
-            range_mut(buf, payload_off, enc_len)?,
-        )?;
-        wr(
-            buf,
-            payload_off.checked_add(enc_len).ok_or(Error::BadLength)?,
-            &tag,
-        )?;
+        cipher
+            .unwrap_or(&self.aead)
+            .seal(buf, esp_off, enc_len, self.esn.then_some(seq_hi))?;
 
         let proto = if udp != 0 { PROTO_UDP } else { PROTO_ESP };
         let pkt_bytes = range_mut(buf, new_start, new_total)?;
@@ -509,12 +497,25 @@ impl EspTransform {
     /// Tunnel mode: on success `pkt` covers the inner packet (TFC padding
     /// trimmed). Transport mode: `pkt` is the original packet with the
     /// protocol field restored and lengths/checksum fixed.
-    #[inline(never)]
     pub fn decapsulate(
         &self,
         pkt: &mut PacketBuf<'_>,
         info: &InboundEsp,
         seq: u64,
+    ) -> Result<Decapsulated> {
+        self.decapsulate_using(pkt, info, seq, None)
+    }
+
+    /// As [`decapsulate`](Self::decapsulate), verifying and decrypting
+    /// with `cipher` (keyed with this SA's key) instead of the built-in
+    /// AEAD when given.
+    #[inline(never)]
+    pub fn decapsulate_using(
+        &self,
+        pkt: &mut PacketBuf<'_>,
+        info: &InboundEsp,
+        seq: u64,
+        cipher: Option<&dyn EspCipher>,
     ) -> Result<Decapsulated> {
         if info.spi != self.spi {
             return Err(Error::UnknownSpi);
@@ -542,18 +543,10 @@ impl EspTransform {
             return Err(Error::BadLength);
         }
         let buf = &mut *pkt.buf;
-        let iv: [u8; IV_LEN] = range_mut(buf, add(esp_abs, ESP_HDR_LEN)?, IV_LEN)?
-            .try_into()
-            .map_err(|_| Error::Truncated)?;
         let ct_off = add(esp_abs, ESP_HDR_LEN + IV_LEN)?;
-        let icv_off = ct_off.checked_add(ct_len).ok_or(Error::BadLength)?;
-        let icv: [u8; ICV_LEN] = range_mut(buf, icv_off, ICV_LEN)?
-            .try_into()
-            .map_err(|_| Error::Truncated)?;
-        let (aad, aad_len) = self.aad((seq >> 32) as u32, info.seq_lo);
+        let seq_hi = self.esn.then_some((seq >> 32) as u32);
+        cipher.unwrap_or(&self.aead).open(buf, esp_abs, ct_len, seq_hi)?;
         let ct = range_mut(buf, ct_off, ct_len)?;
-        self.aead
-            .open(&iv, aad.get(..aad_len).unwrap_or(&[]), ct, &icv)?;
 
         let nh_pos = ct_len.checked_sub(1).ok_or(Error::BadLength)?;
         let nh = rd8(ct, nh_pos)?;

@@ -41,6 +41,7 @@
 extern crate std;
 
 mod aead;
+mod cipher;
 mod error;
 mod esp;
 mod ip;
@@ -54,6 +55,7 @@ mod spd;
 mod udp_encap;
 
 pub use aead::{backend, Aead, AeadAlg, ICV_LEN, IV_LEN, SALT_LEN};
+pub use cipher::{AadWindow, EspCipher};
 pub use error::Error;
 pub use esp::{
     parse_inbound, Decapsulated, Encap, EspTransform, InboundEsp, Mode, PacketBuf, ESP_HDR_LEN,

@@ -11,6 +11,7 @@
 use core::fmt;
 
 use crate::aead::AeadAlg;
+use crate::cipher::EspCipher;
 use crate::esp::{parse_inbound, Decapsulated, Encap, EspTransform, InboundEsp, Mode, PacketBuf};
 use crate::lifetime::{Lifetime, LifetimeEvent, LifetimeLimits};
 use crate::replay::ReplayWindow;
@@ -89,13 +90,23 @@ impl Sa {
     /// limit and [`Error::SeqWouldWrap`] when sequence numbers ran out;
     /// in both cases nothing in `pkt` changed.
     pub fn encapsulate(&mut self, pkt: &mut PacketBuf<'_>) -> Result<LifetimeEvent> {
+        self.encapsulate_using(pkt, None)
+    }
+
+    /// As [`encapsulate`](Self::encapsulate) with `cipher` (keyed with
+    /// this SA's key) instead of the built-in AEAD when given.
+    pub fn encapsulate_using(
+        &mut self,
+        pkt: &mut PacketBuf<'_>,
+        cipher: Option<&dyn EspCipher>,
+    ) -> Result<LifetimeEvent> {
         if self.lifetime.hard_expired() {
             return Err(Error::HardExpired);
         }
         let len = pkt.len() as u64;
         let mut next = self.seq;
         let seq = next.next_seq()?;
-        self.xfrm.encapsulate(pkt, seq)?;
+        self.xfrm.encapsulate_using(pkt, seq, seq.to_be_bytes(), cipher)?;
         // Only burn the number once the packet exists; a failed
         // encapsulation did not expose it.
         self.seq = next;
@@ -120,6 +131,17 @@ impl Sa {
         pkt: &mut PacketBuf<'_>,
         info: &InboundEsp,
     ) -> Result<(Decapsulated, LifetimeEvent)> {
+        self.decapsulate_using(pkt, info, None)
+    }
+
+    /// As [`decapsulate_parsed`](Self::decapsulate_parsed) with `cipher`
+    /// (keyed with this SA's key) instead of the built-in AEAD when given.
+    pub fn decapsulate_using(
+        &mut self,
+        pkt: &mut PacketBuf<'_>,
+        info: &InboundEsp,
+        cipher: Option<&dyn EspCipher>,
+    ) -> Result<(Decapsulated, LifetimeEvent)> {
         if info.spi != self.xfrm.spi() {
             return Err(Error::UnknownSpi);
         }
@@ -127,7 +149,7 @@ impl Sa {
             return Err(Error::HardExpired);
         }
         let seq = self.replay.check(info.seq_lo)?;
-        let out = self.xfrm.decapsulate(pkt, info, seq)?;
+        let out = self.xfrm.decapsulate_using(pkt, info, seq, cipher)?;
         self.replay.commit(seq)?;
         let ev = self.lifetime.account(out.payload_len as u64);
         Ok((out, ev))
