@@ -15,6 +15,7 @@ use ripsec_esp::{
 
 use crate::abi;
 use crate::ffi;
+use crate::kaead::{self, KernelAead};
 use crate::netns::{self, NetState};
 use crate::nlmsg::{Attrs, Msg, EOPNOTSUPP};
 use crate::tables::{KSa, SaDir, SaStats, Tables};
@@ -133,9 +134,10 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
             hard_packets: limit(abi::A_LIFE_HARD_PACKETS),
         },
     };
-    let sa = build_sa(&cfg)?;
+    let (sa, kaead) = build_sa(&cfg)?;
     let ksa = KSa {
         sa,
+        kaead,
         dir,
         spi,
         src,
@@ -174,15 +176,20 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
     }
 }
 
+type Built = (KBox<Sa>, Option<KernelAead>);
+
 struct BuildJob<'a, 'k> {
     cfg: &'a SaConfig<'k>,
-    out: Option<CtlResult<KBox<Sa>>>,
+    out: Option<CtlResult<Built>>,
 }
 
 #[inline(never)]
-fn build_sa_here(cfg: &SaConfig<'_>) -> CtlResult<KBox<Sa>> {
+fn build_sa_here(cfg: &SaConfig<'_>) -> CtlResult<Built> {
     let sa = Sa::new(cfg).map_err(|_| reject!(EINVAL, "the SA parameters are inconsistent"))?;
-    KBox::new(sa, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))
+    let sa = KBox::new(sa, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    let kaead = kaead::for_sa(cfg.alg, cfg.keymat)
+        .map_err(|e| reject!(e, "aead=kernel: the kernel crypto API cannot provide this algorithm"))?;
+    Ok((sa, kaead))
 }
 
 extern "C" fn build_job(arg: *mut c_void) {
@@ -192,7 +199,7 @@ extern "C" fn build_job(arg: *mut c_void) {
 }
 
 /// Builds an SA (key schedules included) on a worker's stack.
-fn build_sa(cfg: &SaConfig<'_>) -> CtlResult<KBox<Sa>> {
+fn build_sa(cfg: &SaConfig<'_>) -> CtlResult<Built> {
     let mut job = BuildJob { cfg, out: None };
     // SAFETY: `job` outlives the call: the glue waits for the worker to finish.
     unsafe { ffi::ripsec_glue_call_on_worker(build_job, (&mut job as *mut BuildJob<'_, '_>).cast()) };

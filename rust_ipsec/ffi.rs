@@ -27,7 +27,15 @@ opaque! {
     NetlinkCallback;
     /// `spinlock_t`.
     SpinLockT;
+    /// `struct crypto_aead`.
+    CryptoAead;
 }
+
+pub(crate) const AEAD_AUTO: i32 = 0;
+pub(crate) const AEAD_KERNEL: i32 = 1;
+pub(crate) const AEAD_RUSTCRYPTO: i32 = 2;
+pub(crate) const KAEAD_AES_GCM: u8 = 1;
+pub(crate) const KAEAD_CHACHA20_POLY1305: u8 = 2;
 
 /// `struct ripsec_skb_view`: offsets are from `head`.
 #[repr(C)]
@@ -71,6 +79,13 @@ extern "C" {
     pub(crate) fn ripsec_glue_put_u64(msg: *mut SkBuff, ty: u16, value: u64) -> i32;
     pub(crate) fn ripsec_glue_nest_start(msg: *mut SkBuff, ty: u16) -> *mut NlAttr;
     pub(crate) fn ripsec_glue_nest_end(msg: *mut SkBuff, nest: *mut NlAttr);
+
+    pub(crate) fn ripsec_glue_aead_mode() -> i32;
+    pub(crate) fn ripsec_kaead_new(alg: u8, keymat: *const u8, keylen: u32, needs_simd: *mut i32, err: *mut i32) -> *mut CryptoAead;
+    pub(crate) fn ripsec_kaead_free(tfm: *mut CryptoAead);
+    pub(crate) fn ripsec_kaead_driver(tfm: *mut CryptoAead) -> *const u8;
+    pub(crate) fn ripsec_kaead_simd_usable() -> i32;
+    pub(crate) fn ripsec_kaead_crypt(tfm: *mut CryptoAead, start: *mut u8, assoclen: u32, textlen: u32, enc: i32) -> i32;
 
     pub(crate) fn ripsec_skb_view(skb: *mut SkBuff, v: *mut SkbView);
     pub(crate) fn ripsec_skb_copy(skb: *mut SkBuff, off: u32, buf: *mut u8, len: u32) -> i32;

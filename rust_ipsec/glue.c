@@ -5,12 +5,18 @@
  * parameters, skb geometry and output). Attribute validation is nla_policy's job
  * here; every decision and all state live in Rust.
  */
+#include <crypto/aead.h>
+#include <asm/simd.h>
+#include <crypto/internal/simd.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6.h>
+#include <linux/percpu.h>
 #include <linux/random.h>
+#include <linux/scatterlist.h>
+#include <linux/sched/task_stack.h>
 #include <linux/skbuff.h>
 #include <linux/timekeeping.h>
 #include <linux/workqueue.h>
@@ -31,6 +37,12 @@
 static bool selftest_fail;
 module_param(selftest_fail, bool, 0444);
 MODULE_PARM_DESC(selftest_fail, "testing only: make the load-time crypto self-test fail");
+
+static char *aead = "auto";
+module_param(aead, charp, 0444);
+MODULE_PARM_DESC(aead, "AEAD implementation for new SAs: auto (default: kernel where it has the algorithm), "
+		 "kernel (the kernel crypto API: rfc4106(gcm(aes)), rfc7539esp(chacha20,poly1305)), "
+		 "rustcrypto (the portable RustCrypto code built into the module)");
 
 /* ---- per network namespace ---- */
 
@@ -641,6 +653,121 @@ int ripsec_skb_decapsulated(struct sk_buff *skb)
 void ripsec_skb_free(struct sk_buff *skb)
 {
 	kfree_skb(skb);
+}
+
+/* ---- the kernel crypto API as an ESP AEAD ---- */
+
+/*
+ * Requests live in a per-CPU scratch area: the datapath runs with BHs off
+ * (under the namespace lock), so one request per CPU is enough and the hot
+ * path allocates nothing. Transforms whose request does not fit are refused
+ * at SA setup and the SA uses the built-in code.
+ */
+#define RIPSEC_AEAD_REQ_MAX 1024
+struct ripsec_aead_scratch {
+	u8 b[RIPSEC_AEAD_REQ_MAX];
+} __aligned(CRYPTO_MINALIGN);
+static DEFINE_PER_CPU(struct ripsec_aead_scratch, ripsec_aead_scratch);
+
+int ripsec_glue_aead_mode(void)
+{
+	if (!aead || sysfs_streq(aead, "auto"))
+		return RIPSEC_AEAD_AUTO;
+	if (sysfs_streq(aead, "kernel"))
+		return RIPSEC_AEAD_KERNEL;
+	if (sysfs_streq(aead, "rustcrypto"))
+		return RIPSEC_AEAD_RUSTCRYPTO;
+	return -EINVAL;
+}
+
+struct crypto_aead *ripsec_kaead_new(u8 alg, const u8 *keymat, u32 keylen, int *needs_simd,
+				     int *errp)
+{
+	struct crypto_aead *tfm;
+	int err;
+
+	*needs_simd = 0;
+	if (alg == RIPSEC_KAEAD_AES_GCM) {
+		/*
+		 * The SIMD implementations register an internal synchronous
+		 * algorithm behind an async cryptd wrapper. Softirq context
+		 * cannot wait for async completions, so take the internal one
+		 * directly, as the wrapper itself does when SIMD is usable, and
+		 * let the caller check ripsec_kaead_simd_usable() per packet.
+		 * Without AES-NI there is no internal one: use the generic
+		 * synchronous template.
+		 */
+		tfm = crypto_alloc_aead("__rfc4106(gcm(aes))", CRYPTO_ALG_INTERNAL,
+					CRYPTO_ALG_INTERNAL | CRYPTO_ALG_ASYNC);
+		if (!IS_ERR(tfm))
+			*needs_simd = 1;
+		else
+			tfm = crypto_alloc_aead("rfc4106(gcm(aes))", 0, CRYPTO_ALG_ASYNC);
+	} else if (alg == RIPSEC_KAEAD_CHACHA20_POLY1305) {
+		/* chacha20-simd and poly1305-simd fall back to generic code themselves. */
+		tfm = crypto_alloc_aead("rfc7539esp(chacha20,poly1305)", 0, CRYPTO_ALG_ASYNC);
+	} else {
+		tfm = ERR_PTR(-EOPNOTSUPP);
+	}
+	if (IS_ERR(tfm)) {
+		*errp = PTR_ERR(tfm);
+		return NULL;
+	}
+	err = -EOVERFLOW;
+	if (sizeof(struct aead_request) + crypto_aead_reqsize(tfm) > RIPSEC_AEAD_REQ_MAX)
+		goto fail;
+	err = crypto_aead_setkey(tfm, keymat, keylen);
+	if (!err)
+		err = crypto_aead_setauthsize(tfm, 16);
+	if (err)
+		goto fail;
+	return tfm;
+fail:
+	crypto_free_aead(tfm);
+	*errp = err;
+	return NULL;
+}
+
+void ripsec_kaead_free(struct crypto_aead *tfm)
+{
+	/* crypto_destroy_tfm() frees the context (key schedule) with kfree_sensitive(). */
+	crypto_free_aead(tfm);
+}
+
+const char *ripsec_kaead_driver(struct crypto_aead *tfm)
+{
+	return crypto_tfm_alg_driver_name(crypto_aead_tfm(tfm));
+}
+
+int ripsec_kaead_simd_usable(void)
+{
+	return crypto_simd_usable();
+}
+
+int ripsec_kaead_crypt(struct crypto_aead *tfm, u8 *start, u32 assoclen, u32 textlen, int enc)
+{
+	struct aead_request *req;
+	struct scatterlist sg;
+	u32 reqlen = sizeof(*req) + crypto_aead_reqsize(tfm);
+	int err;
+
+	/* A scatterlist needs directly mapped memory: skb data or kmalloc. */
+	if (WARN_ON_ONCE(object_is_on_stack(start) || is_vmalloc_addr(start) || assoclen < 8))
+		return -EFAULT;
+	sg_init_one(&sg, start, assoclen + textlen + 16);
+	local_bh_disable();
+	req = (struct aead_request *)this_cpu_ptr(&ripsec_aead_scratch)->b;
+	aead_request_set_tfm(req, tfm);
+	aead_request_set_callback(req, 0, NULL, NULL);
+	/* RFC 4106 / 7539esp layout: the IV is the last 8 bytes of the AD. */
+	aead_request_set_crypt(req, &sg, &sg, enc ? textlen : textlen + 16,
+			       start + assoclen - 8);
+	aead_request_set_ad(req, assoclen);
+	err = enc ? crypto_aead_encrypt(req) : crypto_aead_decrypt(req);
+	/* ChaCha20-Poly1305 requests hold the one-time Poly1305 key. */
+	memzero_explicit(req, reqlen);
+	local_bh_enable();
+	return err;
 }
 
 /* ---- module ---- */

@@ -72,6 +72,18 @@ int ripsec_skb_input_tunnel(struct sk_buff *skb, u32 start, u32 len);
 int ripsec_skb_decapsulated(struct sk_buff *skb);
 void ripsec_skb_free(struct sk_buff *skb);
 
+/* The kernel crypto API as an ESP AEAD (module parameter aead=). */
+enum { RIPSEC_AEAD_AUTO = 0, RIPSEC_AEAD_KERNEL = 1, RIPSEC_AEAD_RUSTCRYPTO = 2 };
+enum { RIPSEC_KAEAD_AES_GCM = 1, RIPSEC_KAEAD_CHACHA20_POLY1305 = 2 };
+struct crypto_aead;
+int ripsec_glue_aead_mode(void);
+struct crypto_aead *ripsec_kaead_new(u8 alg, const u8 *keymat, u32 keylen, int *needs_simd,
+				     int *errp);
+void ripsec_kaead_free(struct crypto_aead *tfm);
+const char *ripsec_kaead_driver(struct crypto_aead *tfm);
+int ripsec_kaead_simd_usable(void);
+int ripsec_kaead_crypt(struct crypto_aead *tfm, u8 *start, u32 assoclen, u32 textlen, int enc);
+
 /* Rust, called from C. */
 void *ripsec_rs_net_init(struct net *net, u64 netns_cookie, spinlock_t *lock);
 void ripsec_rs_net_exit(void *state);

@@ -82,7 +82,7 @@ pub(crate) fn check_abi() -> Result {
     // SAFETY: plain C function returning a constant.
     let c_max = unsafe { ffi::ripsec_glue_counter_max() };
     if c_max as usize != COUNTERS {
-        pr_err!("rust_ipsec: counter ABI mismatch (C {} vs Rust {})\n", c_max, COUNTERS);
+        pr_err!("counter ABI mismatch (C {} vs Rust {})\n", c_max, COUNTERS);
         return Err(EINVAL);
     }
     Ok(())
@@ -128,7 +128,7 @@ extern "C" fn ripsec_rs_net_exit(state: *mut c_void) {
     // calls this once per namespace after unregistering its hooks (which waits
     // for packets in flight) and after the last netlink request.
     let b = unsafe { KBox::from_raw(state.cast::<NetState>()) };
-    pr_debug!("rust_ipsec: netns {} state freed\n", b.cookie);
+    pr_debug!("netns {} state freed\n", b.cookie);
     // Dropping the tables drops every SA; their keys are wiped on drop.
     drop(b);
 }
@@ -157,5 +157,5 @@ extern "C" fn ripsec_rs_version() -> *const u8 {
 
 #[no_mangle]
 extern "C" fn ripsec_rs_backend() -> *const u8 {
-    crate::selftest::BACKEND_C.as_char_ptr()
+    crate::selftest::backend().as_char_ptr()
 }

@@ -14,6 +14,7 @@ mod control;
 mod datapath;
 mod events;
 mod ffi;
+mod kaead;
 mod lock;
 mod netns;
 mod nlmsg;
@@ -37,20 +38,20 @@ impl kernel::Module for RustIpsec {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         if let Err(failure) = selftest::run() {
             pr_err!(
-                "rust_ipsec: crypto self-test failed ({}); refusing to load\n",
+                "crypto self-test failed ({}); refusing to load\n",
                 failure
             );
             return Err(EINVAL);
         }
-        pr_info!("rust_ipsec: crypto self-tests passed ({})\n", selftest::BACKEND);
+        pr_info!("crypto self-tests passed; new SAs use {}\n", selftest::backend());
         netns::check_abi()?;
         // SAFETY: called once per successful init; `Drop` undoes it exactly once.
         let err = unsafe { ffi::ripsec_glue_register() };
         if err != 0 {
-            pr_err!("rust_ipsec: registration failed: {}\n", err);
+            pr_err!("registration failed: {}\n", err);
             return Err(Error::from_errno(err));
         }
-        pr_info!("rust_ipsec: version {} loaded\n", VERSION);
+        pr_info!("version {} loaded\n", VERSION);
         Ok(RustIpsec)
     }
 }
@@ -60,6 +61,6 @@ impl Drop for RustIpsec {
         // SAFETY: `init` registered successfully (a `RustIpsec` exists only then);
         // this is the single matching unregister.
         unsafe { ffi::ripsec_glue_unregister() };
-        pr_info!("rust_ipsec: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

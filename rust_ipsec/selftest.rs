@@ -1,16 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Known-answer self-tests run at load: the module refuses to load if its
 //! crypto does not reproduce published vectors (encrypt, decrypt, and
-//! rejection of a corrupted tag) for every algorithm it offers.
+//! rejection of a corrupted tag) for every algorithm and every backend it
+//! offers: the built-in RustCrypto code and the kernel crypto API. The two
+//! are also cross-checked byte for byte on generated ESP packets.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::alloc::{flags::GFP_KERNEL, KVec};
 use kernel::{c_str, prelude::*};
-use ripsec_esp::{Aead, AeadAlg, ICV_LEN, IV_LEN};
+use ripsec_esp::{Aead, AeadAlg, EspCipher, ICV_LEN, IV_LEN};
 
 use crate::ffi;
+use crate::kaead::{Choice, KernelAead};
 
-/// The AEAD implementation compiled into this module.
-pub(crate) const BACKEND: &str = "rustcrypto-soft";
-pub(crate) const BACKEND_C: &CStr = c_str!("rustcrypto-soft");
+/// Whether new SAs use the kernel crypto API (decided at load).
+static KERNEL_AEAD: AtomicBool = AtomicBool::new(false);
+
+/// The AEAD implementation new SAs use, for `ripsec stats`.
+pub(crate) fn backend() -> &'static CStr {
+    if KERNEL_AEAD.load(Ordering::Relaxed) {
+        c_str!("kernel-crypto-api")
+    } else {
+        c_str!("rustcrypto-soft")
+    }
+}
 
 struct Vector {
     name: &'static str,
@@ -114,14 +127,178 @@ fn check(v: &Vector, inject_failure: bool) -> core::result::Result<(), Failure> 
     Ok(())
 }
 
-/// Runs every vector; the `selftest_fail` parameter corrupts the first result
+// draft-mcgrew-gcm-test-01 ESP packets (SPI ‖ seq-lo ‖ IV ‖ ciphertext ‖
+// ICV), for the kernel backend whose interface is the ESP packet: case 2
+// (AES-128, seq 0xa) and case 7 (AES-256, ESN 0x156f3126dd0db99b).
+const GCM128_KEYMAT: [u8; 20] = [0xfe, 0xff, 0xe9, 0x92, 0x86, 0x65, 0x73, 0x1c, 0x6d, 0x6a, 0x8f, 0x94, 0x67, 0x30, 0x83, 0x08, 0xca, 0xfe, 0xba, 0xbe];
+const GCM128_PT: [u8; 64] = [0x45, 0x00, 0x00, 0x3e, 0x69, 0x8f, 0x00, 0x00, 0x80, 0x11, 0x4d, 0xcc, 0xc0, 0xa8, 0x01, 0x02, 0xc0, 0xa8, 0x01, 0x01, 0x0a, 0x98, 0x00, 0x35, 0x00, 0x2a, 0x23, 0x43, 0xb2, 0xd0, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x73, 0x69, 0x70, 0x09, 0x63, 0x79, 0x62, 0x65, 0x72, 0x63, 0x69, 0x74, 0x79, 0x02, 0x64, 0x6b, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01];
+const GCM128_PACKET: [u8; 96] = [0x00, 0x00, 0xa5, 0xf8, 0x00, 0x00, 0x00, 0x0a, 0xfa, 0xce, 0xdb, 0xad, 0xde, 0xca, 0xf8, 0x88, 0xde, 0xb2, 0x2c, 0xd9, 0xb0, 0x7c, 0x72, 0xc1, 0x6e, 0x3a, 0x65, 0xbe, 0xeb, 0x8d, 0xf3, 0x04, 0xa5, 0xa5, 0x89, 0x7d, 0x33, 0xae, 0x53, 0x0f, 0x1b, 0xa7, 0x6d, 0x5d, 0x11, 0x4d, 0x2a, 0x5c, 0x3d, 0xe8, 0x18, 0x27, 0xc1, 0x0e, 0x9a, 0x4f, 0x51, 0x33, 0x0d, 0x0e, 0xec, 0x41, 0x66, 0x42, 0xcf, 0xbb, 0x85, 0xa5, 0xb4, 0x7e, 0x48, 0xa4, 0xec, 0x3b, 0x9b, 0xa9, 0x5d, 0x91, 0x8b, 0xd1, 0x83, 0xb7, 0x0d, 0x3a, 0xa8, 0xbc, 0x6e, 0xe4, 0xc3, 0x09, 0xe9, 0xd8, 0x5a, 0x41, 0xad, 0x4a];
+const GCM256_ESN_KEYMAT: [u8; 36] = [0xab, 0xbc, 0xcd, 0xde, 0xf0, 0x01, 0x12, 0x23, 0x34, 0x45, 0x56, 0x67, 0x78, 0x89, 0x9a, 0xab, 0xab, 0xbc, 0xcd, 0xde, 0xf0, 0x01, 0x12, 0x23, 0x34, 0x45, 0x56, 0x67, 0x78, 0x89, 0x9a, 0xab, 0x73, 0x61, 0x6c, 0x74];
+const GCM256_ESN_PT: [u8; 40] = [0x45, 0x08, 0x00, 0x28, 0x73, 0x2c, 0x00, 0x00, 0x40, 0x06, 0xe9, 0xf9, 0x0a, 0x01, 0x06, 0x12, 0x0a, 0x01, 0x03, 0x8f, 0x06, 0xb8, 0x80, 0x23, 0xdd, 0x6b, 0xaf, 0xbe, 0xcb, 0x71, 0x26, 0x02, 0x50, 0x10, 0x1f, 0x64, 0x6d, 0x54, 0x00, 0x01];
+const GCM256_ESN_PACKET: [u8; 72] = [0x17, 0x40, 0x5e, 0x67, 0xdd, 0x0d, 0xb9, 0x9b, 0x61, 0x6e, 0x64, 0x01, 0x69, 0x76, 0x65, 0x63, 0xf2, 0xd6, 0x9e, 0xcd, 0xbd, 0x5a, 0x0d, 0x5b, 0x8d, 0x5e, 0xf3, 0x8b, 0xad, 0x4d, 0xa5, 0x8d, 0x1f, 0x27, 0x8f, 0xde, 0x98, 0xef, 0x67, 0x54, 0x9d, 0x52, 0x4a, 0x30, 0x18, 0xd9, 0xa5, 0x7f, 0xf4, 0xd3, 0xa3, 0x1c, 0xe6, 0x73, 0x11, 0x9e, 0x45, 0x16, 0x26, 0xc2, 0x41, 0x57, 0x71, 0xe3, 0xb7, 0xee, 0xbc, 0xa6, 0x14, 0xc8, 0x9b, 0x35];
+
+/// A known ESP packet for a cipher that takes the packet in place.
+struct EspVector {
+    name: &'static str,
+    alg: AeadAlg,
+    keymat: &'static [u8],
+    seq_hi: Option<u32>,
+    pt: &'static [u8],
+    packet: &'static [u8],
+}
+
+const ESP_VECTORS: [EspVector; 3] = [
+    EspVector { name: "kernel aes-128-gcm", alg: AeadAlg::Aes128Gcm, keymat: &GCM128_KEYMAT, seq_hi: None, pt: &GCM128_PT, packet: &GCM128_PACKET },
+    EspVector { name: "kernel aes-256-gcm esn", alg: AeadAlg::Aes256Gcm, keymat: &GCM256_ESN_KEYMAT, seq_hi: Some(0x156f_3126), pt: &GCM256_ESN_PT, packet: &GCM256_ESN_PACKET },
+    // RFC 8439 §2.8.2 read as an ESP packet with ESN: its 12-byte AAD is
+    // SPI ‖ seq_hi ‖ seq_lo, its nonce salt ‖ IV (RFC 7634).
+    EspVector { name: "kernel chacha20-poly1305 esn", alg: AeadAlg::ChaCha20Poly1305, keymat: &CHACHA_KEYMAT, seq_hi: Some(0xc0c1_c2c3), pt: &CHACHA_PT, packet: &[] },
+];
+
+/// Room in front of the ESP header (the kernel cipher borrows 4 bytes with
+/// ESN) and the largest packet the self-test builds.
+const FRONT: usize = 4;
+const MAX_ESP: usize = 8 + IV_LEN + 1500 + ICV_LEN;
+
+/// Writes the wire packet of `v` into `out` (built for the RFC 8439
+/// vector) and returns its length.
+fn wire(v: &EspVector, out: &mut [u8]) -> Option<usize> {
+    if !v.packet.is_empty() {
+        out.get_mut(..v.packet.len())?.copy_from_slice(v.packet);
+        return Some(v.packet.len());
+    }
+    let parts: [&[u8]; 5] = [CHACHA_AAD.get(..4)?, CHACHA_AAD.get(8..)?, &CHACHA_IV, &CHACHA_CT, &CHACHA_TAG];
+    let mut n = 0;
+    for p in parts {
+        out.get_mut(n..n + p.len())?.copy_from_slice(p);
+        n += p.len();
+    }
+    Some(n)
+}
+
+/// One known-answer ESP vector through the kernel cipher: seal gives the
+/// known packet, open gives the plaintext back, a flipped ICV bit fails.
+/// `x` and `y` are heap scratch (the cipher refuses stack memory).
+fn check_kernel(v: &EspVector, k: &KernelAead, x: &mut [u8], y: &mut [u8], inject: bool) -> core::result::Result<(), Failure> {
+    let fail = |step| Failure { vector: v.name, step };
+    let short = || fail("vector too long");
+    let wlen = wire(v, y).ok_or_else(short)?;
+    let known = y.get(..wlen).ok_or_else(short)?;
+    let n = v.pt.len();
+    let buf = x.get_mut(..FRONT + wlen).ok_or_else(short)?;
+    buf.fill(0);
+    let hdr = FRONT + 8 + IV_LEN;
+    buf.get_mut(FRONT..hdr).ok_or_else(short)?.copy_from_slice(known.get(..8 + IV_LEN).ok_or_else(short)?);
+    buf.get_mut(hdr..hdr + n).ok_or_else(short)?.copy_from_slice(v.pt);
+    k.seal(buf, FRONT, n, v.seq_hi).map_err(|_| fail("encrypt"))?;
+    if inject {
+        if let Some(b) = buf.last_mut() {
+            *b ^= 1;
+        }
+    }
+    if buf.get(FRONT..) != Some(known) || buf.get(..FRONT) != Some(&[0u8; FRONT][..]) {
+        return Err(fail("encrypt output differs from the known answer"));
+    }
+    k.open(buf, FRONT, n, v.seq_hi).map_err(|_| fail("decrypt rejected a valid tag"))?;
+    if buf.get(hdr..hdr + n) != Some(v.pt) {
+        return Err(fail("decrypt output differs from the plaintext"));
+    }
+    buf.get_mut(FRONT..).ok_or_else(short)?.copy_from_slice(known);
+    if let Some(b) = buf.last_mut() {
+        *b ^= 0x80;
+    }
+    if k.open(buf, FRONT, n, v.seq_hi).is_ok() {
+        return Err(fail("decrypt accepted a corrupted tag"));
+    }
+    Ok(())
+}
+
+/// Seals the same generated packets with the built-in and the kernel
+/// cipher, compares them byte for byte, and opens each with the other.
+fn cross_check(alg: AeadAlg, k: &KernelAead, a: &Aead, x: &mut [u8], y: &mut [u8]) -> core::result::Result<(), Failure> {
+    let name = match alg {
+        AeadAlg::Aes128Gcm => "cross-check aes-128-gcm",
+        AeadAlg::Aes256Gcm => "cross-check aes-256-gcm",
+        AeadAlg::ChaCha20Poly1305 => "cross-check chacha20-poly1305",
+    };
+    let fail = |step| Failure { vector: name, step };
+    for (i, &n) in [4usize, 16, 60, 64, 252, 1024, 1400, 1500].iter().enumerate() {
+        let seq_hi = if i % 2 == 1 { Some(i as u32 * 0x0101_0101) } else { None };
+        let len = FRONT + 8 + IV_LEN + n + ICV_LEN;
+        let x = x.get_mut(..len).ok_or(fail("packet too long"))?;
+        let y = y.get_mut(..len).ok_or(fail("packet too long"))?;
+        for (j, b) in x.iter_mut().enumerate() {
+            *b = (j as u8).wrapping_mul(31).wrapping_add(i as u8);
+        }
+        y.copy_from_slice(x);
+        EspCipher::seal(a, x, FRONT, n, seq_hi).map_err(|_| fail("built-in encrypt"))?;
+        k.seal(y, FRONT, n, seq_hi).map_err(|_| fail("kernel encrypt"))?;
+        if x != y {
+            return Err(fail("kernel and built-in ciphertexts differ"));
+        }
+        k.open(x, FRONT, n, seq_hi).map_err(|_| fail("kernel rejected the built-in packet"))?;
+        EspCipher::open(a, y, FRONT, n, seq_hi).map_err(|_| fail("built-in rejected the kernel packet"))?;
+        if x != y {
+            return Err(fail("kernel and built-in plaintexts differ"));
+        }
+    }
+    Ok(())
+}
+
+fn alg_name(alg: AeadAlg) -> &'static str {
+    match alg {
+        AeadAlg::Aes128Gcm | AeadAlg::Aes256Gcm => "rfc4106(gcm(aes))",
+        AeadAlg::ChaCha20Poly1305 => "rfc7539esp(chacha20,poly1305)",
+    }
+}
+
+/// Runs the kernel backend's vectors and cross-checks. `Ok(false)`: the
+/// kernel lacks an algorithm (fine unless `aead=kernel`).
+fn run_kernel(inject: bool) -> core::result::Result<bool, Failure> {
+    let oom = || Failure { vector: "kernel backend", step: "out of memory" };
+    let mut x = KVec::from_elem(0u8, FRONT + MAX_ESP, GFP_KERNEL).map_err(|_| oom())?;
+    let mut y = KVec::from_elem(0u8, FRONT + MAX_ESP, GFP_KERNEL).map_err(|_| oom())?;
+    let mut inject = inject;
+    for v in ESP_VECTORS.iter() {
+        let Ok(k) = KernelAead::new(v.alg, v.keymat) else {
+            pr_info!("the kernel has no {}\n", alg_name(v.alg));
+            return Ok(false);
+        };
+        check_kernel(v, &k, &mut x, &mut y, inject)?;
+        inject = false;
+        let a = Aead::new(v.alg, v.keymat).map_err(|_| Failure { vector: v.name, step: "key setup" })?;
+        cross_check(v.alg, &k, &a, &mut x, &mut y)?;
+        pr_info!("kernel {} is {}\n", alg_name(v.alg), k.driver());
+    }
+    Ok(true)
+}
+
+/// Runs every vector on every backend and decides which one new SAs use;
+/// the `selftest_fail` parameter corrupts the first result of each backend
 /// so that the refusal path can be tested.
 pub(crate) fn run() -> core::result::Result<(), Failure> {
     // SAFETY: plain C function reading a module parameter.
-    let mut inject = unsafe { ffi::ripsec_glue_selftest_fail() } != 0;
+    let fail_first = unsafe { ffi::ripsec_glue_selftest_fail() } != 0;
+    let choice = Choice::init().ok_or(Failure {
+        vector: "aead parameter",
+        step: "must be auto, kernel or rustcrypto",
+    })?;
+    let mut inject = fail_first;
     for v in VECTORS.iter() {
         check(v, inject)?;
         inject = false;
     }
+    if choice == Choice::RustCrypto {
+        return Ok(());
+    }
+    let have = run_kernel(fail_first)?;
+    if !have && choice == Choice::Kernel {
+        return Err(Failure { vector: "aead=kernel", step: "the kernel crypto API lacks an algorithm" });
+    }
+    if !have {
+        // auto: report and use one implementation for every SA.
+        Choice::set(Choice::RustCrypto);
+    }
+    KERNEL_AEAD.store(have, Ordering::Relaxed);
     Ok(())
 }

@@ -6,6 +6,7 @@ use core::net::IpAddr;
 use kernel::alloc::{flags::{GFP_ATOMIC, GFP_KERNEL}, KBox, KVVec, KVec};
 use kernel::prelude::*;
 use crate::events::Limiter;
+use crate::kaead::KernelAead;
 use ripsec_esp::{OwnerId, Policy, PolicyId, PolicySlot, Sa, Sad, SadBucket, SadEntry, Spd};
 
 type SadK = Sad<u32, KVVec<SadBucket>, KVVec<SadEntry<u32>>>;
@@ -59,6 +60,9 @@ pub(crate) struct SaStats {
 pub(crate) struct KSa {
     /// Boxed apart: key schedules are large and are built on a worker's stack.
     pub(crate) sa: KBox<Sa>,
+    /// The kernel crypto API transform with the same key, when the `aead=`
+    /// parameter chose it; the built-in code in `sa` is the fallback.
+    pub(crate) kaead: Option<KernelAead>,
     pub(crate) dir: SaDir,
     pub(crate) spi: u32,
     pub(crate) src: IpAddr,

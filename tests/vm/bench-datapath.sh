@@ -14,6 +14,12 @@ tcp_mbps() { # STREAMS
   nsx a timeout 40 iperf3 -c 192.0.2.2 -t 5 -P "$1" -J 2>/dev/null |
     python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6, 2))' 2>/dev/null || echo 0
 }
+udp64_pps() { # 64-byte UDP datagrams received per second
+  pkill -x iperf3; sleep 0.5
+  nsx b iperf3 -s -D -1 --logfile /tmp/iperf-srv.log; sleep 1
+  nsx a timeout 40 iperf3 -c 192.0.2.2 -u -l 64 -b 200M -t 3 -J 2>/dev/null |
+    python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print(round((s["packets"] - s["lost_packets"]) / s["seconds"]))' 2>/dev/null || echo 0
+}
 ripsec_on() {
   for side in a b; do
     local me=192.0.2.1 peer=192.0.2.2 o=0x100 i=0x200
@@ -34,10 +40,23 @@ xfrm_on() {
 }
 xfrm_off() { for s in a b; do ip -n $s xfrm state flush; ip -n $s xfrm policy flush; done; }
 
-clear1=$(tcp_mbps 1)
-ripsec_on; rip1=$(tcp_mbps 1); rip4=$(tcp_mbps 4); ripsec_off
-xfrm_on; x1=$(tcp_mbps 1); x4=$(tcp_mbps 4); xfrm_off
+clear1=$(tcp_mbps 1); clear_u=$(udp64_pps)
+ripsec_on; rip1=$(tcp_mbps 1); rip4=$(tcp_mbps 4); rip_u=$(udp64_pps); ripsec_off
+xfrm_on; x1=$(tcp_mbps 1); x4=$(tcp_mbps 4); x_u=$(udp64_pps); xfrm_off
+# The same with the built-in RustCrypto AEAD instead of the kernel crypto
+# API (aead= module parameter): this comparison is what picks the default.
+backend=$(json_get "$("$RIPSEC" stats --json)" .module.backend)
+rmmod rust_ipsec && insmod "$MODULE" aead=rustcrypto
+ripsec_on; rc1=$(tcp_mbps 1); ripsec_off
+rmmod rust_ipsec && load_module
 ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(round(a / b, 3) if b else 0)" "$1" "$2"; }
+echo "vm_aead_default_backend=$backend"
+echo "vm_tcp_ripsec_rustcrypto_mbps=$rc1"
+echo "vm_tcp_kernel_aead_vs_rustcrypto=$(ratio "$rip1" "$rc1")"
+echo "vm_udp64_clear_pps=$clear_u"
+echo "vm_udp64_ripsec_pps=$rip_u"
+echo "vm_udp64_xfrm_pps=$x_u"
+echo "vm_udp64_vs_xfrm=$(ratio "$rip_u" "$x_u")"
 echo "vm_tcp_clear_mbps=$clear1"
 echo "vm_tcp_ripsec_mbps=$rip1"
 echo "vm_tcp_xfrm_mbps=$x1"
