@@ -43,6 +43,7 @@ impl<R: CryptoRngCore> Engine<R> {
                 let c = sa.children.remove(pos);
                 let reason = if c.rekeyed { Reason::Rekeyed } else { Reason::LocalDelete };
                 self.emit_child_delete(sa, c.spi_in, c.spi_out, reason);
+                self.activate_successor(sa, c.spi_in);
             }
         }
     }
@@ -81,6 +82,9 @@ impl<R: CryptoRngCore> Engine<R> {
                         }
                         let reason = if c.rekeyed { Reason::Rekeyed } else { Reason::PeerDeleted };
                         self.emit_child_delete(sa, c.spi_in, c.spi_out, reason);
+                        // The rekey initiator deletes the old SA once it has
+                        // installed the new one: now ours may send on it.
+                        self.activate_successor(sa, c.spi_in);
                     }
                 }
                 Payload::Notify(n) if n.ty == notify::INVALID_SPI => {
@@ -90,6 +94,7 @@ impl<R: CryptoRngCore> Engine<R> {
                     if let Some(pos) = spi.and_then(|s| sa.children.iter().position(|c| c.spi_out == s)) {
                         let c = sa.children.remove(pos);
                         self.emit_child_delete(sa, c.spi_in, c.spi_out, Reason::PeerInvalidSpi);
+                        self.activate_successor(sa, c.spi_in);
                     }
                 }
                 _ => {}

@@ -965,6 +965,12 @@ fn drain(g: &mut Group, io: &mut Io, cfg: &DaemonConfig, now: Instant) {
                         let _ = g.engine.delete_child(c.spi_in, now);
                     }
                 }
+                Action::ActivateOutbound { owner, spi_in, .. } => {
+                    if let Err(e) = io.kernel.activate_outbound(spi_in) {
+                        error!(conn = owner.conn, spi_in = format!("{spi_in:08x}"), "installing the outbound SA: {e}");
+                        let _ = g.engine.delete_child(spi_in, now);
+                    }
+                }
                 Action::DeleteChildSa(d) => {
                     debug!(conn = d.owner.conn, reason = ?d.reason, "delete Child SA");
                     io.kernel.delete_child(d.spi_in, d.spi_out, d.local, d.remote);
