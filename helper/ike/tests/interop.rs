@@ -85,11 +85,13 @@ fn rekey_responder_switches_outbound_after_old_sa_deleted() {
         assert_eq!(activations(&net.nodes[resp]), vec![new.spi_in]);
         let ini = installs(&net.nodes[who]).pop().unwrap();
         assert!(!ini.defer_outbound, "the initiator may send at once: the responder has the inbound SA");
-        // The activation came with the old SA's removal, not before it.
+        // The activation came with the old SA's removal (the peer's Delete
+        // for it), just before it: in between, the kernel would have no
+        // outbound SA for the policies (scenario 54 saw an ACQUIRE there).
         let pos = |n: &Node, f: &dyn Fn(&Action) -> bool| n.actions.iter().position(f).unwrap();
         let act = pos(&net.nodes[resp], &|a| matches!(a, Action::ActivateOutbound { .. }));
         let del = pos(&net.nodes[resp], &|a| matches!(a, Action::DeleteChildSa(d) if d.spi_out == old.spi_in));
-        assert!(act > del);
+        assert_eq!(act + 1, del, "{:?}", &net.nodes[resp].actions[act..=del]);
     }
 }
 
@@ -116,4 +118,63 @@ fn rekey_responder_switches_outbound_after_timeout() {
     net.run_for(std::time::Duration::from_secs(2));
     let new = installs(&net.nodes[1]).pop().unwrap();
     assert_eq!(activations(&net.nodes[1]), vec![new.spi_in], "not switched {:?} after the response", net.now - t0);
+}
+
+/// ESP for a Child SA we are creating (strongSwan and libreswan answer our
+/// rekey and their XFRM sends on the new SA at once, before the answer
+/// reaches us) or have just installed (the module's event was queued before
+/// the install) is no sign of a failover: no INVALID_SPI. We used to send
+/// one, protected, for the brand-new SA, and a peer that acts on it (as we
+/// do) deletes that SA. ESP for an SPI we never chose still gets it.
+#[test]
+fn spi_miss_for_our_new_child_sa_sends_no_invalid_spi() {
+    let mut net = pair(340, |_, _| {});
+    net.nodes[0].engine.connect("c", net.now).unwrap();
+    net.settle();
+    let miss = |spi| SpiMiss { local: ip("192.0.2.1"), remote: ip("198.51.100.1"), spi, udp: None };
+
+    // In flight: the responder installed the new SA, its answer is queued
+    // (step() delivers one datagram after pumping, so check between).
+    let old = *net.nodes[0].kernel.keys().next().unwrap();
+    net.nodes[0].engine.rekey_child(old, net.now).unwrap();
+    let far = net.now + std::time::Duration::from_secs(60);
+    loop {
+        net.pump();
+        if net.nodes[1].kernel.len() == 2 {
+            break;
+        }
+        assert!(net.step(far));
+    }
+    let new_in = installs(&net.nodes[1]).pop().unwrap().spi_out;
+    assert!(!net.nodes[0].kernel.contains_key(&new_in), "the answer must not have arrived yet");
+    net.nodes[0].engine.spi_miss(miss(new_in), net.now);
+    net.settle();
+    net.assert_children_match(0, 1);
+    assert_eq!(net.nodes[0].kernel.keys().copied().collect::<Vec<_>>(), vec![new_in], "the new SA survives");
+    assert!(net.nodes[1].child_deletes().iter().all(|(_, r)| *r == Reason::Rekeyed), "{:?}", net.nodes[1].child_deletes());
+
+    // Installed an instant ago (the event was queued before the install):
+    // nothing is sent at all.
+    let mut net = pair(341, |_, _| {});
+    net.nodes[0].engine.connect("c", net.now).unwrap();
+    let far = net.now + std::time::Duration::from_secs(60);
+    loop {
+        net.pump();
+        if !net.nodes[0].kernel.is_empty() {
+            break;
+        }
+        assert!(net.step(far));
+    }
+    let fresh = *net.nodes[0].kernel.keys().next().unwrap();
+    let sent = net.nodes[0].sent.len();
+    net.nodes[0].engine.spi_miss(miss(fresh), net.now);
+    net.settle();
+    assert_eq!(net.nodes[0].sent.len(), sent, "INVALID_SPI sent for our own SA installed just now");
+    net.assert_children_match(0, 1);
+
+    // Control: an SPI we never chose gets the (protected) INVALID_SPI.
+    net.nodes[0].engine.spi_miss(miss(0x0bad_5e1f), net.now);
+    net.settle();
+    assert_eq!(net.nodes[0].sent.len(), sent + 1);
+    net.assert_children_match(0, 1);
 }

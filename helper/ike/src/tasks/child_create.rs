@@ -350,8 +350,8 @@ impl<R: CryptoRngCore> Engine<R> {
                     // The peer no longer has it: drop ours too.
                     if let Some(pos) = sa.children.iter().position(|x| x.spi_in == old_in) {
                         let old = sa.children.remove(pos);
-                        self.emit_child_delete(sa, old.spi_in, old.spi_out, Reason::PeerInvalidSpi);
                         self.activate_successor(sa, old_in);
+                        self.emit_child_delete(sa, old.spi_in, old.spi_out, Reason::PeerInvalidSpi);
                     }
                     return;
                 }

@@ -90,6 +90,9 @@ pub struct Net {
     /// before the peer had installed the matching inbound SA: ESP that the
     /// peer's kernel would drop.
     pub early_outbound: Vec<(usize, u32)>,
+    /// (node, outbound SPI) of rekeyed Child SAs whose outbound SA was
+    /// removed while no other outbound SA for the same selectors was active.
+    pub outbound_gaps: Vec<(usize, u32)>,
     /// This node sends IKE after IKE_SA_INIT from port 4500 with the non-ESP
     /// marker although no NAT is in the way, as strongSwan does with MOBIKE;
     /// its engine itself keeps using port 500 (translated both ways).
@@ -113,6 +116,7 @@ impl Net {
             nat: None,
             delivered: 0,
             early_outbound: Vec::new(),
+            outbound_gaps: Vec::new(),
             floats: None,
         }
     }
@@ -176,8 +180,20 @@ impl Net {
                         n.kernel.insert(c.spi_in, (**c).clone());
                     }
                     Action::DeleteChildSa(d) => {
-                        n.kernel.remove(&d.spi_in);
-                        n.outbound.remove(&d.spi_out);
+                        let old = n.kernel.remove(&d.spi_in);
+                        let was_active = n.outbound.remove(&d.spi_out);
+                        // Removing the outbound SA that carries a rekeyed
+                        // Child SA's traffic before its successor's is in
+                        // place leaves the policy without one: a kernel
+                        // drops (and ACQUIREs) the packets in between.
+                        if let (Some(old), true, Reason::Rekeyed) = (old, was_active, d.reason) {
+                            let covered = n.kernel.values().any(|k| {
+                                k.ts_local == old.ts_local && k.ts_remote == old.ts_remote && n.outbound.contains(&k.spi_out)
+                            });
+                            if !covered {
+                                self.outbound_gaps.push((i, d.spi_out));
+                            }
+                        }
                     }
                     _ => {}
                 }
@@ -297,6 +313,7 @@ impl Net {
             assert!(self.nodes[b].outbound.contains(&y.spi_out), "outbound SA {:#x} never activated", y.spi_out);
         }
         assert!(self.early_outbound.is_empty(), "sent on rekeyed SAs the peer lacked: {:?}", self.early_outbound);
+        assert!(self.outbound_gaps.is_empty(), "no outbound SA between a rekeyed SA's removal and its successor's: {:?}", self.outbound_gaps);
     }
 }
 
