@@ -347,6 +347,7 @@ impl Kernel {
         replay_window: u32,
         now: Instant,
     ) -> Result<(), Error> {
+        let t0 = Instant::now();
         let owner = c.owner.ike.0;
         let [inb, outb] = sa_add_attrs(c, reqid, owner, replay_window);
         self.client.request(abi::CMD_SA_ADD, inb)?;
@@ -367,11 +368,12 @@ impl Kernel {
             spi_in = format!("{:08x}", c.spi_in),
             spi_out = format!("{:08x}", c.spi_out),
             alg = ?c.alg,
-            "Child SA installed ({} <-> {}, {} policies{})",
+            "Child SA installed ({} <-> {}, {} policies{}) in {:.1} ms",
             c.local,
             c.remote,
             policies.len(),
-            if c.defer_outbound { ", outbound SA deferred" } else { "" }
+            if c.defer_outbound { ", outbound SA deferred" } else { "" },
+            t0.elapsed().as_secs_f64() * 1e3
         );
         self.children.insert(
             c.spi_in,
