@@ -130,6 +130,9 @@ pub enum Event {
     InvalidKeRetry { ike: IkeSaId, group: u16 },
     /// We sent an unprotected INVALID_SPI for an unknown ESP SPI.
     InvalidSpiSent { remote: SocketAddr, spi: u32 },
+    /// Our request `message_id` went unanswered and was sent again, for the
+    /// `attempt`-th time (1 = the first retransmission).
+    Retransmitted { ike: IkeSaId, message_id: u32, attempt: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

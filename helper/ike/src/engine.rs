@@ -12,7 +12,7 @@ use rand_core::CryptoRngCore;
 use tracing::debug;
 
 use crate::action::{
-    Action, ChildSaStatus, DeleteChildSa, IkeSaId, IkeSaStatus, Owner, Reason, Status, Transmit,
+    Action, ChildSaStatus, DeleteChildSa, Event, IkeSaId, IkeSaStatus, Owner, Reason, Status, Transmit,
 };
 use crate::config::{Config, Connection, Retransmit};
 use crate::consts::{exchange, notify, FLAG_INITIATOR, FLAG_RESPONSE};
@@ -88,16 +88,17 @@ impl<R: CryptoRngCore> Engine<R> {
         Ok(self.initiate(ci, remote, now))
     }
 
-    /// Kernel ACQUIRE: traffic to `remote` needs an SA. Reuses an
-    /// established IKE SA of the matching connection (CREATE_CHILD_SA) or
-    /// starts one; does nothing while one is being set up.
-    pub fn acquire(&mut self, remote: IpAddr, now: Instant) -> Result<()> {
-        let ci = self
-            .cfg
-            .connections
-            .iter()
-            .position(|c| c.remote_addrs.contains(&remote))
-            .ok_or(Error::UnknownConnection)?;
+    /// Kernel ACQUIRE: traffic of connection `conn` (the kernel names it by
+    /// the policy's reqid) to `remote` needs an SA. Reuses an established
+    /// IKE SA of that connection (CREATE_CHILD_SA) or starts one; does
+    /// nothing while one is being set up. The connection is named, not
+    /// looked up by `remote`: several connections may share a peer address
+    /// (different selectors or identities).
+    pub fn acquire(&mut self, conn: &str, remote: IpAddr, now: Instant) -> Result<()> {
+        let ci = self.conn_index(conn)?;
+        if !self.cfg.connections[ci].remote_addrs.contains(&remote) {
+            return Err(Error::Config("ACQUIRE for an address that is not among the connection's remote addresses"));
+        }
         let existing: Vec<u64> = self.sas.values().filter(|s| s.conn == ci && s.state != IkeState::Rekeyed).map(|s| s.id).collect();
         if existing.is_empty() {
             self.initiate(ci, remote, now);
@@ -632,8 +633,9 @@ impl<R: CryptoRngCore> Engine<R> {
                 if out.sent <= out.schedule.tries {
                     out.sent += 1;
                     out.deadline = now + out.schedule.delay(out.sent);
-                    let b = out.bytes.clone();
+                    let (b, message_id, attempt) = (out.bytes.clone(), out.msg_id, out.sent - 1);
                     self.send_raw(sa, b);
+                    self.actions.push_back(Action::Event(Event::Retransmitted { ike: IkeSaId(sa.id), message_id, attempt }));
                 } else {
                     let reason = match out.pending {
                         Pending::Liveness => Reason::LivenessFailed,

@@ -276,7 +276,7 @@ fn forced_encapsulation_without_nat() {
 #[test]
 fn acquire_reuses_ike_sa() {
     let mut net = pair(14, |_, _| {});
-    net.nodes[0].engine.acquire(ip("198.51.100.1"), net.now).unwrap();
+    net.nodes[0].engine.acquire("c", ip("198.51.100.1"), net.now).unwrap();
     net.settle();
     assert_eq!(net.nodes[0].kernel.len(), 1);
     // Child deleted, a new ACQUIRE creates one on the same IKE SA.
@@ -284,7 +284,7 @@ fn acquire_reuses_ike_sa() {
     net.nodes[0].engine.delete_child(spi, net.now).unwrap();
     net.settle();
     assert!(net.nodes[0].kernel.is_empty() && net.nodes[1].kernel.is_empty());
-    net.nodes[0].engine.acquire(ip("198.51.100.1"), net.now).unwrap();
+    net.nodes[0].engine.acquire("c", ip("198.51.100.1"), net.now).unwrap();
     net.settle();
     assert_eq!(net.nodes[0].established(net.now).len(), 1);
     assert_eq!(net.nodes[0].kernel.len(), 1);
@@ -330,4 +330,44 @@ fn status_snapshot() {
     assert!(ike.age >= Duration::from_secs(5));
     assert_eq!(ike.children.len(), 1);
     assert_eq!(ike.children[0].spi_in, *net.nodes[0].kernel.keys().next().unwrap());
+}
+
+/// Two connections to one peer address (different identities and
+/// selectors): an ACQUIRE for the second negotiates the second. It used to
+/// pick the first connection with that remote address.
+#[test]
+fn acquire_negotiates_the_named_connection_among_several_to_one_peer() {
+    let (me, peer) = ("192.0.2.1", "198.51.100.1");
+    let mk = |name: &str, local: &str, remote: &str, lid: &str, rid: &str, lts: &str, rts: &str| {
+        let mut c = conn(name, local, &[remote], fqdn(lid), fqdn(rid), "psk-123");
+        c.local_ts = vec![TrafficSelector::host(ip(lts))];
+        c.remote_ts = vec![TrafficSelector::host(ip(rts))];
+        c
+    };
+    let mut net = Net::new(16);
+    net.add(
+        "client",
+        me,
+        vec![
+            mk("one", me, peer, "client1", "server1", "198.51.100.101", "203.0.113.101"),
+            mk("two", me, peer, "client2", "server2", "198.51.100.102", "203.0.113.102"),
+        ],
+    );
+    net.add(
+        "server",
+        peer,
+        vec![
+            mk("one", peer, me, "server1", "client1", "203.0.113.101", "198.51.100.101"),
+            mk("two", peer, me, "server2", "client2", "203.0.113.102", "198.51.100.102"),
+        ],
+    );
+    net.nodes[0].engine.acquire("two", ip(peer), net.now).unwrap();
+    net.settle();
+    let st = net.nodes[0].established(net.now);
+    assert_eq!(st.iter().map(|s| s.conn.as_str()).collect::<Vec<_>>(), vec!["two"]);
+    let k = net.nodes[0].kernel.values().next().unwrap();
+    assert_eq!(k.ts_remote, vec![TrafficSelector::host(ip("203.0.113.102"))]);
+    net.assert_children_match(0, 1);
+    assert!(net.nodes[0].engine.acquire("nope", ip(peer), net.now).is_err());
+    assert!(net.nodes[0].engine.acquire("one", ip("203.0.113.9"), net.now).is_err(), "not a remote address of 'one'");
 }

@@ -137,7 +137,7 @@ fn invalid_spi_hint_liveness_failure_flush_and_reconnect() {
     assert!(net.nodes[0].kernel.is_empty());
     assert_eq!(client_informational_requests(&net), 3, "only the liveness request and its retransmissions");
     // The next packet to the package address negotiates new SAs.
-    net.nodes[0].engine.acquire(ip(P), net.now).unwrap();
+    net.nodes[0].engine.acquire("pkg", ip(P), net.now).unwrap();
     net.settle();
     assert_eq!(net.nodes[0].established(net.now).len(), 1);
     net.assert_children_match(0, 2);

@@ -70,6 +70,15 @@ fn retransmission_backoff_and_exhaustion() {
     // 1 + 3 retransmissions with 1, 2, 4 s gaps, given up 8 s later.
     assert_eq!(net.nodes[0].sent.len(), 4);
     assert!(net.nodes[0].sent.windows(2).all(|w| w[0].bytes == w[1].bytes), "identical bytes");
+    // Each retransmission is reported (the daemon logs it), numbered.
+    let retx: Vec<(u32, u32)> = net.nodes[0]
+        .events()
+        .filter_map(|e| match e {
+            Event::Retransmitted { message_id, attempt, .. } => Some((*message_id, *attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retx, vec![(0, 1), (0, 2), (0, 3)]);
     let downs = net.nodes[0].downs();
     assert_eq!(downs.len(), 1);
     assert_eq!(downs[0].1, Reason::RetransmitExhausted);

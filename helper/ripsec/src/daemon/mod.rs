@@ -667,7 +667,7 @@ impl Daemon {
                 let Some(remote) = c.engine.remote_addrs.first().copied() else { return };
                 let Some(gi) = self.group_of(&conn) else { return };
                 info!(conn, ?src, ?dst, "ACQUIRE: negotiating");
-                if let Err(e) = self.groups[gi].engine.acquire(remote, now) {
+                if let Err(e) = self.groups[gi].engine.acquire(&conn, remote, now) {
                     warn!(conn, "acquire: {e}");
                 }
             }
@@ -988,7 +988,10 @@ fn drain(g: &mut Group, io: &mut Io, cfg: &DaemonConfig, now: Instant) {
                     }
                 }
                 Action::Event(e) => match e {
-                    Event::ChildSaFailed { .. } | Event::InvalidSpiHint { .. } | Event::InitialContactFlush { .. } => {
+                    Event::ChildSaFailed { .. }
+                    | Event::InvalidSpiHint { .. }
+                    | Event::InitialContactFlush { .. }
+                    | Event::Retransmitted { .. } => {
                         info!(?e, "event")
                     }
                     _ => debug!(?e, "event"),
