@@ -86,7 +86,7 @@ charon {
   load = random nonce openssl kdf hmac sha1 sha2 aes gcm pem pkcs1 x509 pubkey kernel-netlink socket-default vici
   install_routes = no
   install_virtual_ip = no
-  retransmit_timeout = 2
+  retransmit_timeout = ${SW_RETRANSMIT_TIMEOUT:-2}
   retransmit_tries = 3
   ${2:-}
   plugins {
@@ -95,9 +95,12 @@ charon {
   filelog {
     log { path = $d/charon.log
           time_format = %H:%M:%S
+          time_add_ms = yes
+          # Tests read the log while charon runs (stdio would hold lines back).
+          flush_line = yes
           default = ${SW_LOG:-1}
-          ike = ${SW_LOG:-2}
-          knl = ${SW_LOG:-2}
+          ike = ${SW_LOG_IKE:-${SW_LOG:-2}}
+          knl = ${SW_LOG_KNL:-${SW_LOG:-2}}
           enc = ${SW_LOG_ENC:-1} }
   }
   syslog { daemon { default = -1 } }
