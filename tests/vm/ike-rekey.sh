@@ -10,7 +10,8 @@
 # logged them), the ping lost at most REKEY_LOSS_MAX packets, iperf3 kept
 # going, the old SAs were deleted on both ends (two SAs left in rust_ipsec
 # and two XFRM states, with new SPIs that match each other), traffic is on
-# the new SAs, and one IKE SA with one Child SA is left on each end. With
+# the new SAs (UDP-encapsulated in the cases where ripsec forces it), and
+# one IKE SA with one Child SA is left on each end. With
 # REKEYER=ripsec a baseline case first runs the same traffic over SAs that
 # are not rekeyed, for the loss and TCP retransmissions of the TCG guest
 # itself.
@@ -174,11 +175,12 @@ print(" ".join(out))' "$1"
 }
 settled() { [ "$(rip_sa_count a)" = 2 ] && [ "$(xfrm_states b)" = 2 ] && [ "$(rip_counts a) $(peer_counts b)" = "1 1 1 1" ]; }
 
-# run_case NAME IKE_INIT REKEYER RIP_IKE PEER_IKE RIP_ESP PEER_ESP PFS
+# run_case NAME IKE_INIT REKEYER RIP_IKE PEER_IKE RIP_ESP PEER_ESP PFS [ENCAP]
 #   IKE_INIT: ripsec|peer; REKEYER: ripsec|peer|none (baseline).
-#   PFS: yes|no (a DH group in the rekeys).
+#   PFS: yes|no (a DH group in the rekeys). ENCAP: ripsec (it forces UDP
+#   encapsulation, the peer follows the faked NAT detection) or no.
 run_case() {
-  local c=$1 init=$2 rekeyer=$3 rike=$4 pike=$5 resp=$6 pesp=$7 pfs=$8
+  local c=$1 init=$2 rekeyer=$3 rike=$4 pike=$5 resp=$6 pesp=$7 pfs=$8 encap=${9:-no}
   local lifetimes=""
   # ripsec rekeys by its lifetimes: Child SAs every 8 s, the IKE SA at 18 s,
   # so a 27 s window holds three Child rekeys and one IKE rekey.
@@ -196,6 +198,7 @@ esp = ["$resp"]
 local_ts = ["198.51.100.0/24"]
 remote_ts = ["203.0.113.0/24"]
 mode = "tunnel"
+force_encap = $([ "$encap" = ripsec ] && echo true || echo false)
 $lifetimes
 EOF2
   local plog; plog=$(peer_log)
@@ -264,6 +267,9 @@ print(round(e["sum_received"]["bits_per_second"] / 1e6, 2), e["sum_sent"].get("r
   if wait_for 15 settled; then ok "$c: old SAs deleted on both ends (2 in rust_ipsec, 2 XFRM states, 1 IKE + 1 Child SA each)"
   else not_ok "$c: old SAs deleted on both ends" "rust_ipsec $(rip_sa_count a) SAs, XFRM $(xfrm_states b) states, ripsec $(rip_counts a), $PEER $(peer_counts b)"; fi
   check_same "$c: rust_ipsec and XFRM hold the same new SAs"
+  local want_enc="None:None None:None" want_xenc=0; [ "$encap" = ripsec ] && { want_enc="4500:4500 4500:4500"; want_xenc=2; }
+  check_eq "$c: the new SAs' UDP encapsulation (rust_ipsec)" "$want_enc" "$(rip_encap a)"
+  check_eq "$c: the new SAs' UDP encapsulation (XFRM states)" "$want_xenc" "$(xfrm_encap b)"
   local spis1; spis1=$(rip_spis a)
   if [ "$spis1" != "$spis0" ]; then ok "$c: new SPIs ($spis0 -> $spis1)"; else not_ok "$c: new SPIs" "still $spis0"; fi
   local ike1; ike1=$(rip_sa_field a spi_i)
@@ -299,14 +305,16 @@ case $PEER/$REKEYER in
     run_case strongswan-init-ripsec-rekeys-pfs peer ripsec aes128gcm16-prfsha256-x25519 aes128gcm16-prfsha256-x25519 aes128gcm16-x25519 aes128gcm16-x25519 yes ;;
   strongswan/peer)
     run_case strongswan-init-strongswan-rekeys peer peer aes256gcm16-prfsha256-ecp256 aes256gcm16-prfsha256-ecp256 aes256gcm16 aes256gcm16 no
-    run_case ripsec-init-strongswan-rekeys-pfs ripsec peer aes256gcm16-prfsha256-x25519 aes256gcm16-prfsha256-x25519 aes256gcm16-ecp256 aes256gcm16-ecp256 yes ;;
+    run_case ripsec-init-strongswan-rekeys-pfs ripsec peer aes256gcm16-prfsha256-x25519 aes256gcm16-prfsha256-x25519 aes256gcm16-ecp256 aes256gcm16-ecp256 yes
+    run_case strongswan-init-strongswan-rekeys-encap peer peer aes128gcm16-prfsha256-x25519 aes128gcm16-prfsha256-x25519 aes128gcm16 aes128gcm16 no ripsec ;;
   libreswan/ripsec)
     run_case baseline ripsec none aes128gcm16-prfsha256-x25519 'aes_gcm128-sha2_256;dh31' aes128gcm16 aes_gcm128 no
     run_case ripsec-init-ripsec-rekeys ripsec ripsec aes128gcm16-prfsha256-x25519 'aes_gcm128-sha2_256;dh31' aes128gcm16 aes_gcm128 no
     run_case libreswan-init-ripsec-rekeys-pfs peer ripsec aes128gcm16-prfsha256-x25519 'aes_gcm128-sha2_256;dh31' aes128gcm16-x25519 aes_gcm128 yes ;;
   libreswan/peer)
     run_case libreswan-init-libreswan-rekeys peer peer aes256gcm16-prfsha256-ecp256 'aes_gcm256-sha2_256;dh19' aes256gcm16 aes_gcm256 no
-    run_case ripsec-init-libreswan-rekeys-pfs ripsec peer aes256gcm16-prfsha256-x25519 'aes_gcm256-sha2_256;dh31' aes256gcm16-x25519 aes_gcm256 yes ;;
+    run_case ripsec-init-libreswan-rekeys-pfs ripsec peer aes256gcm16-prfsha256-x25519 'aes_gcm256-sha2_256;dh31' aes256gcm16-x25519 aes_gcm256 yes
+    run_case libreswan-init-libreswan-rekeys-encap peer peer aes128gcm16-prfsha256-x25519 'aes_gcm128-sha2_256;dh31' aes128gcm16 aes_gcm128 no ripsec ;;
   *) not_ok "ike-rekey.sh: PEER=$PEER REKEYER=$REKEYER" "PEER is strongswan|libreswan, REKEYER ripsec|peer" ;;
 esac
 
