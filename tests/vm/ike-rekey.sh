@@ -7,7 +7,7 @@
 # 50 ms and a rate-limited iperf3 TCP stream through them while Child SAs and
 # the IKE SA are rekeyed, by ripsec (lifetimes in its configuration) or by
 # the peer (its control command). Checks: the rekeys happened (both ends
-# logged them), the ping lost at most REKEY_LOSS_MAX packets, iperf3 kept
+# logged them), the ping lost no more than the bound below, iperf3 kept
 # going, the old SAs were deleted on both ends (two SAs left in rust_ipsec
 # and two XFRM states, with new SPIs that match each other), traffic is on
 # the new SAs (UDP-encapsulated in the cases where ripsec forces it), and
