@@ -15,6 +15,7 @@ use ripsec_esp::{
 
 use crate::abi;
 use crate::ffi;
+use crate::fpu::{self, FpuBox};
 use crate::kaead::{self, KernelAead};
 use crate::netns::{self, NetState};
 use crate::nlmsg::{Attrs, Msg, EOPNOTSUPP};
@@ -176,7 +177,7 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
     }
 }
 
-type Built = (KBox<Sa>, Option<KernelAead>);
+type Built = (FpuBox<Sa>, Option<KernelAead>);
 
 struct BuildJob<'a, 'k> {
     cfg: &'a SaConfig<'k>,
@@ -185,8 +186,12 @@ struct BuildJob<'a, 'k> {
 
 #[inline(never)]
 fn build_sa_here(cfg: &SaConfig<'_>) -> CtlResult<Built> {
-    let sa = Sa::new(cfg).map_err(|_| reject!(EINVAL, "the SA parameters are inconsistent"))?;
-    let sa = KBox::new(sa, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    let room = KBox::<Sa>::new_uninit(GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    // Key setup runs the built-in AEAD's SIMD code.
+    let sa = fpu::section(|| Sa::new(cfg).map(|sa| KBox::write(room, sa)))
+        .ok_or(reject!(EBUSY, "the FPU is not usable here"))?
+        .map_err(|_| reject!(EINVAL, "the SA parameters are inconsistent"))?;
+    let sa = FpuBox::new(sa);
     let kaead = kaead::for_sa(cfg.alg, cfg.keymat)
         .map_err(|e| reject!(e, "aead=kernel: the kernel crypto API cannot provide this algorithm"))?;
     Ok((sa, kaead))

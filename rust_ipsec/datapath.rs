@@ -11,7 +11,7 @@
 use core::ffi::c_void;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ripsec_esp::{
-    parse_inbound, Direction, Error as EspError, EspCipher, Flow, LifetimeEvent, PacketBuf, PolicyAction,
+    parse_inbound, Direction, Error as EspError, Flow, LifetimeEvent, PacketBuf, PolicyAction,
     TemplateMode, NAT_T_PORT, PROTO_ESP, PROTO_UDP,
 };
 
@@ -155,8 +155,7 @@ fn encapsulate_list(st: &NetState, t: &mut Tables, slot: u32, mut list: *mut SkB
             continue;
         };
         let plain = pkt.len() as u64;
-        let kaead = sa.kaead.as_ref().filter(|k| k.usable());
-        match sa.sa.encapsulate_using(&mut pkt, kaead.map(|k| k as &dyn EspCipher)) {
+        match sa.encapsulate(&mut pkt) {
             Ok(lev) => {
                 sa.stats.packets = sa.stats.packets.saturating_add(1);
                 sa.stats.bytes = sa.stats.bytes.saturating_add(plain);
@@ -316,8 +315,7 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
             st.bump(Counter::InNoSa);
             return NF_DROP;
         }
-        let kaead = sa.kaead.as_ref().filter(|k| k.usable());
-        match sa.sa.decapsulate_using(&mut pkt, &info, kaead.map(|k| k as &dyn EspCipher)) {
+        match sa.decapsulate(&mut pkt, &info) {
             Ok((d, lev)) => {
                 sa.stats.packets = sa.stats.packets.saturating_add(1);
                 sa.stats.bytes = sa.stats.bytes.saturating_add(d.payload_len as u64);

@@ -80,6 +80,8 @@ extern "C" {
     pub(crate) fn ripsec_glue_nest_start(msg: *mut SkBuff, ty: u16) -> *mut NlAttr;
     pub(crate) fn ripsec_glue_nest_end(msg: *mut SkBuff, nest: *mut NlAttr);
 
+    pub(crate) fn ripsec_glue_fpu_begin() -> i32;
+    pub(crate) fn ripsec_glue_fpu_end();
     pub(crate) fn ripsec_glue_aead_mode() -> i32;
     pub(crate) fn ripsec_kaead_new(alg: u8, keymat: *const u8, keylen: u32, needs_simd: *mut i32, err: *mut i32) -> *mut CryptoAead;
     pub(crate) fn ripsec_kaead_free(tfm: *mut CryptoAead);

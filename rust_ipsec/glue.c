@@ -6,6 +6,7 @@
  * here; every decision and all state live in Rust.
  */
 #include <crypto/aead.h>
+#include <asm/fpu/api.h>
 #include <asm/simd.h>
 #include <crypto/internal/simd.h>
 #include <linux/module.h>
@@ -653,6 +654,21 @@ int ripsec_skb_decapsulated(struct sk_buff *skb)
 void ripsec_skb_free(struct sk_buff *skb)
 {
 	kfree_skb(skb);
+}
+
+/* ---- FPU sections for the built-in RustCrypto AEAD ---- */
+
+int ripsec_glue_fpu_begin(void)
+{
+	if (!irq_fpu_usable())
+		return 0;
+	kernel_fpu_begin();
+	return 1;
+}
+
+void ripsec_glue_fpu_end(void)
+{
+	kernel_fpu_end();
 }
 
 /* ---- the kernel crypto API as an ESP AEAD ---- */

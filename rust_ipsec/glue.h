@@ -72,6 +72,10 @@ int ripsec_skb_input_tunnel(struct sk_buff *skb, u32 start, u32 len);
 int ripsec_skb_decapsulated(struct sk_buff *skb);
 void ripsec_skb_free(struct sk_buff *skb);
 
+/* FPU sections: begin returns 0 (and opens none) where the FPU is unusable. */
+int ripsec_glue_fpu_begin(void);
+void ripsec_glue_fpu_end(void);
+
 /* The kernel crypto API as an ESP AEAD (module parameter aead=). */
 enum { RIPSEC_AEAD_AUTO = 0, RIPSEC_AEAD_KERNEL = 1, RIPSEC_AEAD_RUSTCRYPTO = 2 };
 enum { RIPSEC_KAEAD_AES_GCM = 1, RIPSEC_KAEAD_CHACHA20_POLY1305 = 2 };

@@ -6,8 +6,12 @@ use core::net::IpAddr;
 use kernel::alloc::{flags::{GFP_ATOMIC, GFP_KERNEL}, KBox, KVVec, KVec};
 use kernel::prelude::*;
 use crate::events::Limiter;
+use crate::fpu::{self, FpuBox};
 use crate::kaead::KernelAead;
-use ripsec_esp::{OwnerId, Policy, PolicyId, PolicySlot, Sa, Sad, SadBucket, SadEntry, Spd};
+use ripsec_esp::{
+    Decapsulated, Error as EspError, EspCipher, InboundEsp, LifetimeEvent, OwnerId, PacketBuf, Policy, PolicyId,
+    PolicySlot, Result as EspResult, Sa, Sad, SadBucket, SadEntry, Spd,
+};
 
 type SadK = Sad<u32, KVVec<SadBucket>, KVVec<SadEntry<u32>>>;
 type SpdK = Spd<KVVec<PolicySlot>, KVVec<u32>, KVVec<u32>>;
@@ -58,8 +62,9 @@ pub(crate) struct SaStats {
 
 /// An installed SA with what the control plane needs to describe it.
 pub(crate) struct KSa {
-    /// Boxed apart: key schedules are large and are built on a worker's stack.
-    pub(crate) sa: KBox<Sa>,
+    /// Boxed apart: key schedules are large and are built on a worker's
+    /// stack, inside an FPU section, as they are dropped.
+    pub(crate) sa: FpuBox<Sa>,
     /// The kernel crypto API transform with the same key, when the `aead=`
     /// parameter chose it; the built-in code in `sa` is the fallback.
     pub(crate) kaead: Option<KernelAead>,
@@ -75,6 +80,25 @@ pub(crate) struct KSa {
     pub(crate) reqid: u32,
     pub(crate) owner: u64,
     pub(crate) stats: SaStats,
+}
+
+impl KSa {
+    /// Encapsulates `pkt` with the SA's backend: the kernel crypto API, or
+    /// the built-in code inside an FPU section.
+    pub(crate) fn encapsulate(&mut self, pkt: &mut PacketBuf<'_>) -> EspResult<LifetimeEvent> {
+        match self.kaead.as_ref().filter(|k| k.usable()) {
+            Some(k) => self.sa.encapsulate_using(pkt, Some(k as &dyn EspCipher)),
+            None => fpu::section(|| self.sa.encapsulate_using(pkt, None)).unwrap_or(Err(EspError::CipherFailed)),
+        }
+    }
+
+    /// Decapsulates `pkt` as [`encapsulate`](Self::encapsulate) encapsulates.
+    pub(crate) fn decapsulate(&mut self, pkt: &mut PacketBuf<'_>, info: &InboundEsp) -> EspResult<(Decapsulated, LifetimeEvent)> {
+        match self.kaead.as_ref().filter(|k| k.usable()) {
+            Some(k) => self.sa.decapsulate_using(pkt, info, Some(k as &dyn EspCipher)),
+            None => fpu::section(|| self.sa.decapsulate_using(pkt, info, None)).unwrap_or(Err(EspError::CipherFailed)),
+        }
+    }
 }
 
 pub(crate) const INITIAL_SAS: usize = 256;
