@@ -9,8 +9,8 @@ use core::net::IpAddr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::prelude::*;
 use ripsec_esp::{
-    AeadAlg, Direction, Encap, LifetimeLimits, Mode, Policy, PolicyAction, PortRange, Prefix,
-    ProtectTemplate, Sa, SaConfig, Selector, TemplateEncap, TemplateMode,
+    AeadAlg, Direction, Encap, EspTransform, Lifetime, LifetimeLimits, Mode, Policy, PolicyAction, PortRange,
+    Prefix, ProtectTemplate, ReplayWindow, SaConfig, MAX_REPLAY_WINDOW, Selector, SeqCounter, TemplateEncap, TemplateMode,
 };
 
 use crate::abi;
@@ -19,7 +19,8 @@ use crate::fpu::{self, FpuBox};
 use crate::kaead::{self, KernelAead};
 use crate::netns::{self, NetState};
 use crate::nlmsg::{Attrs, Msg, EOPNOTSUPP};
-use crate::tables::{KSa, SaDir, SaStats, Tables};
+use crate::lock::BhLock;
+use crate::tables::{self, KSa, SaDesc, SaDir, SaState, Tables};
 
 /// A rejection: errno plus the extended-ack text (static: extack keeps the pointer).
 struct Reject(Error, &'static CStr);
@@ -114,6 +115,9 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         return Err(reject!(EINVAL, "REQID 0xffffffff is reserved"));
     }
     let replay_window = a.u32(abi::A_REPLAY_WINDOW).unwrap_or(64);
+    if replay_window > u32::from(MAX_REPLAY_WINDOW) {
+        return Err(reject!(EINVAL, "REPLAY_WINDOW is at most 4096"));
+    }
     let limit = |ty| a.u64(ty).filter(|&v| v != 0).unwrap_or(u64::MAX);
     let cfg = SaConfig {
         spi,
@@ -135,14 +139,12 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
             hard_packets: limit(abi::A_LIFE_HARD_PACKETS),
         },
     };
-    let (sa, kaead) = build_sa(&cfg)?;
-    let ksa = KSa {
-        sa,
-        kaead,
-        dir,
+    let (xfrm, kaead) = build_sa(&cfg)?;
+    let replay = ReplayWindow::new(cfg.replay_window, cfg.esn).map_err(|_| reject!(EINVAL, "REPLAY_WINDOW is at most 4096"))?;
+    let state = SaState { seq: SeqCounter::new(cfg.esn), replay, lifetime: Lifetime::new(cfg.lifetime) };
+    let state = BhLock::new_owned(state).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    let desc = SaDesc {
         spi,
-        src,
-        dst,
         alg: alg_id(alg),
         tunnel,
         encap,
@@ -150,8 +152,8 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         replay_window,
         reqid,
         owner: a.u64(abi::A_OWNER).unwrap_or(0),
-        stats: SaStats::default(),
     };
+    let ksa = KSa::new(xfrm, kaead, state, dir, (src, dst), desc);
     let ksa = KBox::new(ksa, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
     ensure_tables(st)?;
     // Growing allocates, so it happens outside the lock; another writer may
@@ -177,7 +179,7 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
     }
 }
 
-type Built = (FpuBox<Sa>, Option<KernelAead>);
+type Built = (FpuBox<EspTransform>, Option<KernelAead>);
 
 struct BuildJob<'a, 'k> {
     cfg: &'a SaConfig<'k>,
@@ -186,9 +188,9 @@ struct BuildJob<'a, 'k> {
 
 #[inline(never)]
 fn build_sa_here(cfg: &SaConfig<'_>) -> CtlResult<Built> {
-    let room = KBox::<Sa>::new_uninit(GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    let room = KBox::<EspTransform>::new_uninit(GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
     // Key setup runs the built-in AEAD's SIMD code.
-    let sa = fpu::section(|| Sa::new(cfg).map(|sa| KBox::write(room, sa)))
+    let sa = fpu::section(|| EspTransform::new(cfg).map(|x| KBox::write(room, x)))
         .ok_or(reject!(EBUSY, "the FPU is not usable here"))?
         .map_err(|_| reject!(EINVAL, "the SA parameters are inconsistent"))?;
     let sa = FpuBox::new(sa);
@@ -220,14 +222,13 @@ fn sa_key(a: &Attrs) -> CtlResult<(u32, IpAddr)> {
 
 fn sa_del(st: &NetState, a: &Attrs) -> CtlResult {
     let (spi, dst) = sa_key(a)?;
-    let gone = {
+    {
         let mut g = st.locked.lock();
         let t = g.tables.as_mut().ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
         let slot = t.find(spi, &dst).ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
-        t.take(slot)
-    };
-    // Freed outside the lock; the AEAD wipes its keys on drop.
-    drop(gone);
+        t.remove(slot);
+    }
+    tables::reap_later(st);
     Ok(())
 }
 
@@ -235,7 +236,6 @@ fn sa_flush(st: &NetState, a: &Attrs) -> CtlResult<u32> {
     let peer = a.addr(abi::A_PEER).map_err(|()| reject!(EINVAL, "addresses are 4 or 16 bytes"))?;
     let owner = a.u64(abi::A_OWNER);
     let mut slots = KVec::new();
-    let mut gone: KVec<KBox<KSa>> = KVec::new();
     {
         let g = st.locked.lock();
         if let Some(t) = g.tables.as_ref() {
@@ -243,23 +243,22 @@ fn sa_flush(st: &NetState, a: &Attrs) -> CtlResult<u32> {
             drop(g);
             // Room for the worst case, reserved outside the lock.
             slots.reserve(n + 16, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
-            gone.reserve(n + 16, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
         }
     }
+    let mut removed = 0u32;
     {
         let mut g = st.locked.lock();
         if let Some(t) = g.tables.as_mut() {
+            // SAs added since the reservation may be missed: the flush covers
+            // those present when it was asked for.
             let _ = t.select(peer, owner, &mut slots);
             for &s in slots.as_slice() {
-                if let Some(sa) = t.take(s) {
-                    // Room was reserved for every SA present then; one added
-                    // since is dropped (keys wiped) under the lock instead.
-                    let _ = gone.push(sa, GFP_ATOMIC);
-                }
+                removed += u32::from(t.remove(s));
             }
         }
     }
-    Ok(slots.len() as u32)
+    tables::reap_later(st);
+    Ok(removed)
 }
 
 /// What a reply says about an SA, copied out so the reply can be built after
@@ -283,7 +282,12 @@ struct SaSnap {
 impl From<&KSa> for SaSnap {
     fn from(sa: &KSa) -> Self {
         let out = sa.dir == SaDir::Out;
-        let seq = if out { sa.sa.seq.peek().saturating_sub(1) } else { sa.sa.replay.top() };
+        let (seq, replayed, too_old) = {
+            let s = sa.state.lock();
+            let seq = if out { s.seq.peek().saturating_sub(1) } else { s.replay.top() };
+            (seq, s.replay.replayed(), s.replay.too_old())
+        };
+        let stat = |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
         SaSnap {
             spi: sa.spi,
             out,
@@ -297,11 +301,11 @@ impl From<&KSa> for SaSnap {
             reqid: sa.reqid,
             owner: sa.owner,
             stats: [
-                sa.stats.packets,
-                sa.stats.bytes,
-                sa.stats.auth_fail,
-                sa.sa.replay.replayed(),
-                sa.sa.replay.too_old(),
+                stat(&sa.stats.packets),
+                stat(&sa.stats.bytes),
+                stat(&sa.stats.auth_fail),
+                replayed,
+                too_old,
                 seq,
             ],
         }

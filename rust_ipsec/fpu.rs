@@ -5,9 +5,11 @@
 //! at run time (see kcrates/build.sh), and the kernel saves no user FPU state
 //! for kernel code: every use of a built-in [`Aead`](ripsec_esp::Aead) (key
 //! setup, seal, open, and the key wipe on drop) runs inside
-//! `kernel_fpu_begin()` / `kernel_fpu_end()`. The kernel crypto API backend
+//! `kernel_fpu_begin()` / `kernel_fpu_end()`, on a stack aligned as that SIMD
+//! code assumes (the glue's `ripsec_glue_fpu_call`). The kernel crypto API backend
 //! opens its own sections and must not be called inside one.
 
+use core::ffi::c_void;
 use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 
@@ -16,19 +18,33 @@ use kernel::prelude::*;
 
 use crate::ffi;
 
-/// Runs `f` in a kernel FPU section; `None` (and `f` not run) where this
-/// context may not use the FPU, which in this module's contexts (process
-/// context, softirq) only a bug could cause.
+/// Runs `f` in a kernel FPU section, on a 16-byte-aligned stack, with bottom
+/// halves off; `None` (and `f` not run) where this context may not use the
+/// FPU, which in this module's contexts (process context, softirq) only a
+/// bug could cause.
 pub(crate) fn section<R>(f: impl FnOnce() -> R) -> Option<R> {
-    // SAFETY: plain C; it opens a section exactly when it returns non-zero.
-    if unsafe { ffi::ripsec_glue_fpu_begin() } == 0 {
+    let mut f = Some(f);
+    let mut out = None;
+    let mut run = || {
+        if let Some(f) = f.take() {
+            out = Some(f());
+        }
+    };
+    let mut job: &mut dyn FnMut() = &mut run;
+    // SAFETY: the glue calls `ripsec_rs_fpu_run` with this pointer before it
+    // returns, or not at all; `job` outlives the call.
+    let ran = unsafe { ffi::ripsec_glue_fpu_call((&mut job as *mut &mut dyn FnMut()).cast()) } != 0;
+    if !ran {
         return None;
     }
-    let r = f();
-    // SAFETY: closes the section opened above, on the same CPU (a section
-    // disables preemption).
-    unsafe { ffi::ripsec_glue_fpu_end() };
-    Some(r)
+    out
+}
+
+#[no_mangle]
+extern "C" fn ripsec_rs_fpu_run(arg: *mut c_void) {
+    // SAFETY: `section` passes a live `&mut &mut dyn FnMut()` and waits.
+    let job = unsafe { &mut *arg.cast::<&mut dyn FnMut()>() };
+    job();
 }
 
 /// A box whose contents hold built-in AEAD state and so are dropped inside

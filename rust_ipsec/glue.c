@@ -21,6 +21,8 @@
 #include <linux/skbuff.h>
 #include <linux/timekeeping.h>
 #include <linux/workqueue.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
 #include <net/dst.h>
 #include <net/genetlink.h>
 #include <net/gso.h>
@@ -54,6 +56,7 @@ struct ripsec_pernet {
 	spinlock_t lock;	/* serialises Rust's tables; taken with BHs off */
 	struct mutex hooks_mutex;
 	bool hooks;		/* netfilter hooks registered in this namespace */
+	struct work_struct reap; /* frees removed SAs after an RCU grace period */
 };
 
 static struct ripsec_pernet *ripsec_pernet(const struct net *net)
@@ -104,12 +107,30 @@ int ripsec_glue_hooks_enable(struct net *net)
 	return err;
 }
 
+static void ripsec_reap_fn(struct work_struct *work)
+{
+	struct ripsec_pernet *pn = container_of(work, struct ripsec_pernet, reap);
+
+	ripsec_rs_reap(pn->state);
+}
+
+/*
+ * Removed SAs may still be in use by packets on other CPUs (the datapath
+ * holds them under rcu_read_lock, not the table lock, while it encrypts):
+ * they are freed from a worker after synchronize_rcu().
+ */
+void ripsec_glue_reap_later(struct net *net)
+{
+	schedule_work(&ripsec_pernet(net)->reap);
+}
+
 static int __net_init ripsec_net_init(struct net *net)
 {
 	struct ripsec_pernet *pn = ripsec_pernet(net);
 
 	spin_lock_init(&pn->lock);
 	mutex_init(&pn->hooks_mutex);
+	INIT_WORK(&pn->reap, ripsec_reap_fn);
 	pn->hooks = false;
 	pn->state = ripsec_rs_net_init(net, net->net_cookie, &pn->lock);
 	return pn->state ? 0 : -ENOMEM;
@@ -123,6 +144,8 @@ static void __net_exit ripsec_net_exit(struct net *net)
 	if (pn->hooks)
 		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
 	pn->hooks = false;
+	/* No hook or request is left to retire SAs; what is pending is freed below. */
+	cancel_work_sync(&pn->reap);
 	ripsec_rs_net_exit(pn->state);
 	pn->state = NULL;
 }
@@ -142,6 +165,36 @@ void ripsec_glue_lock(spinlock_t *lock)
 void ripsec_glue_unlock(spinlock_t *lock)
 {
 	spin_unlock_bh(lock);
+}
+
+/* One lock per SA (sequence number, replay window, lifetime, counters). */
+spinlock_t *ripsec_glue_lock_new(void)
+{
+	spinlock_t *lock = kmalloc(sizeof(*lock), GFP_KERNEL);
+
+	if (lock)
+		spin_lock_init(lock);
+	return lock;
+}
+
+void ripsec_glue_lock_free(spinlock_t *lock)
+{
+	kfree(lock);
+}
+
+void ripsec_glue_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void ripsec_glue_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+void ripsec_glue_synchronize_rcu(void)
+{
+	synchronize_rcu();
 }
 
 struct ripsec_stack_call {
@@ -658,25 +711,53 @@ void ripsec_skb_free(struct sk_buff *skb)
 
 /* ---- FPU sections for the built-in RustCrypto AEAD ---- */
 
-int ripsec_glue_fpu_begin(void)
+/*
+ * Runs ripsec_rs_fpu_run(arg) inside a kernel FPU section, or returns 0
+ * without running it where this context may not use the FPU.
+ *
+ * Bottom halves stay off for the section (as kernel_fpu_begin() itself does
+ * from 6.15 on): otherwise a softirq interrupting it would find the FPU taken
+ * and have to drop its packet.
+ *
+ * The call is made on a 16-byte-aligned stack pointer. The code it reaches
+ * (ripsec-aead, the RustCrypto crates) is SIMD code that, like any x86-64
+ * code, assumes the SysV stack alignment and keeps 16-byte vectors in
+ * aligned stack slots; the kernel is built for 8-byte stack alignment and
+ * rustc cannot be told otherwise (rust-lang/rust#128833). The switch is the
+ * kernel's call_on_stack() pattern (asm/irq_stack.h), which objtool knows,
+ * onto an aligned address below the current frame of the same stack.
+ */
+int ripsec_glue_fpu_call(void *arg)
 {
-	if (!irq_fpu_usable())
-		return 0;
-	kernel_fpu_begin();
-	return 1;
-}
+	register void *tos asm("r11");
 
-void ripsec_glue_fpu_end(void)
-{
+	local_bh_disable();
+	if (!irq_fpu_usable()) {
+		local_bh_enable();
+		return 0;
+	}
+	kernel_fpu_begin();
+	/* No red zone in the kernel: nothing lives below the stack pointer. */
+	tos = (void *)(ALIGN_DOWN(current_stack_pointer, 16) - 16);
+	asm_inline volatile(
+		"movq	%%rsp, (%[tos])\n"
+		"movq	%[tos], %%rsp\n"
+		"movq	%[arg1], %%rdi\n"
+		"call	%c[__func]\n"
+		"popq	%%rsp\n"
+		: "+r" (tos), ASM_CALL_CONSTRAINT
+		: [__func] "i" (ripsec_rs_fpu_run), [tos] "r" (tos), [arg1] "r" (arg)
+		: "cc", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "memory");
 	kernel_fpu_end();
+	local_bh_enable();
+	return 1;
 }
 
 /* ---- the kernel crypto API as an ESP AEAD ---- */
 
 /*
- * Requests live in a per-CPU scratch area: the datapath runs with BHs off
- * (under the namespace lock), so one request per CPU is enough and the hot
- * path allocates nothing. Transforms whose request does not fit are refused
+ * Requests live in a per-CPU scratch area, used with BHs off, so one request
+ * per CPU is enough and the hot path allocates nothing. Transforms whose request does not fit are refused
  * at SA setup and the SA uses the built-in code.
  */
 #define RIPSEC_AEAD_REQ_MAX 1024

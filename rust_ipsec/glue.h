@@ -36,6 +36,12 @@ u32 ripsec_glue_counter_max(void);
 int ripsec_glue_hooks_enable(struct net *net);
 void ripsec_glue_lock(spinlock_t *lock);
 void ripsec_glue_unlock(spinlock_t *lock);
+spinlock_t *ripsec_glue_lock_new(void);
+void ripsec_glue_lock_free(spinlock_t *lock);
+void ripsec_glue_rcu_read_lock(void);
+void ripsec_glue_rcu_read_unlock(void);
+void ripsec_glue_synchronize_rcu(void);
+void ripsec_glue_reap_later(struct net *net);
 void ripsec_glue_call_on_worker(void (*fn)(void *arg), void *arg);
 u64 ripsec_glue_now_ms(void);
 u64 ripsec_glue_random_u64(void);
@@ -72,9 +78,9 @@ int ripsec_skb_input_tunnel(struct sk_buff *skb, u32 start, u32 len);
 int ripsec_skb_decapsulated(struct sk_buff *skb);
 void ripsec_skb_free(struct sk_buff *skb);
 
-/* FPU sections: begin returns 0 (and opens none) where the FPU is unusable. */
-int ripsec_glue_fpu_begin(void);
-void ripsec_glue_fpu_end(void);
+/* FPU sections: runs ripsec_rs_fpu_run(arg) in one; 0 (not run) where the FPU is unusable. */
+int ripsec_glue_fpu_call(void *arg);
+void ripsec_rs_fpu_run(void *arg);
 
 /* The kernel crypto API as an ESP AEAD (module parameter aead=). */
 enum { RIPSEC_AEAD_AUTO = 0, RIPSEC_AEAD_KERNEL = 1, RIPSEC_AEAD_RUSTCRYPTO = 2 };
@@ -91,6 +97,7 @@ int ripsec_kaead_crypt(struct crypto_aead *tfm, u8 *start, u32 assoclen, u32 tex
 /* Rust, called from C. */
 void *ripsec_rs_net_init(struct net *net, u64 netns_cookie, spinlock_t *lock);
 void ripsec_rs_net_exit(void *state);
+void ripsec_rs_reap(void *state);
 u32 ripsec_rs_read_counters(void *state, u64 *counters, u32 n);
 const char *ripsec_rs_version(void);
 const char *ripsec_rs_backend(void);

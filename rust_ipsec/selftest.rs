@@ -275,7 +275,7 @@ fn run_kernel(inject: bool) -> core::result::Result<bool, Failure> {
         check_kernel(v, &k, &mut x, &mut y, inject)?;
         inject = false;
         let room = KBox::<Aead>::new_uninit(GFP_KERNEL).map_err(|_| oom())?;
-        let a = in_fpu(|| Aead::new(v.alg, v.keymat).map(|a| KBox::write(room, a)))
+        let a = in_fpu(|| Aead::new(v.alg, v.keymat).map(|a| KBox::write(room, a)).map_err(ripsec_esp::Error::from))
             .map_err(|_| Failure { vector: v.name, step: "key setup" })?;
         cross_check(v.alg, &k, &FpuBox::new(a), &mut x, &mut y)?;
         pr_info!("kernel {} is {}\n", alg_name(v.alg), k.driver());

@@ -35,14 +35,17 @@ rm -f "$OUT/kflags.new"
 # Poly1305) at run time through cpufeatures, whose x86 detection is compiled out
 # for target_os = "none", the kernel's target. A copy patched to detect there
 # too replaces it for this build only, in a generated workspace so that the
-# checkout's Cargo.lock stays as it is. The module makes every call into these
-# crates inside a kernel FPU section (rust_ipsec/fpu.rs). LLVM cannot lower the
-# SIMD intrinsics under the kernel target's soft-float, hence -soft-float for
-# these crates; the module's own object keeps the stock kernel flags.
+# checkout's Cargo.lock stays as it is.
+# LLVM cannot lower the SIMD intrinsics under the kernel target's soft-float, so
+# ripsec-aead and the RustCrypto crates are built with -soft-float (by
+# rustc-wrapper.sh) and the module calls them only inside kernel FPU sections
+# (rust_ipsec/fpu.rs). ripsec-esp (framing, tables), which the module calls
+# anywhere, keeps soft-float; the check after the build proves it holds no
+# SSE/AVX instruction.
 cpuf_src=$(cd "$root" && "$CARGO" metadata -q --format-version 1 --locked | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
-esp = next(p for p in m["packages"] if p["name"] == "ripsec-esp")
+esp = next(p for p in m["packages"] if p["name"] == "ripsec-aead")
 node = next(n for n in m["resolve"]["nodes"] if n["id"] == esp["id"])
 dep = next(d["pkg"] for d in node["deps"] if d["name"] == "cpufeatures")
 print(next(p for p in m["packages"] if p["id"] == dep)["manifest_path"].rsplit("/", 1)[0])')
@@ -68,7 +71,7 @@ cmp -s "$root/Cargo.lock" "$ws/Cargo.lock.from" 2>/dev/null || {
 
 export RIPSEC_KDIR=$KDIR RIPSEC_KFLAGS=$OUT/kflags
 export RUSTC=$RUSTC RUSTC_WRAPPER=$here/rustc-wrapper.sh
-export RUSTFLAGS="-Ctarget-feature=-soft-float"
+unset RUSTFLAGS
 # rustc warns about -soft-float on every crate (and cargo replays the warnings on
 # every build): drop those blocks, keep anything else it says.
 (cd "$ws" && "$CARGO" build -q --release -p ripsec-esp --target x86_64-unknown-linux-gnu \
@@ -101,6 +104,15 @@ for r in $rlibs; do
   (cd "$tmp/$i" && ar x "$r" && rm -f lib.rmeta)
 done
 ld -r -o "$tmp/kcrates.o" $(find "$tmp" -name '*.o' | sort)
+# Code outside FPU sections must not touch vector registers: the user's FPU
+# state is live there.
+esp_dir=$(for d in "$tmp"/*/; do if ls "$d" | grep -q "^ripsec_esp"; then echo "$d"; fi; done)
+[ -n "$esp_dir" ] || { echo "kcrates: no ripsec_esp objects found" >&2; exit 1; }
+if objdump -d --no-show-raw-insn "$esp_dir"/*.o | grep -qE '%[xyz]mm[0-9]'; then
+  echo "kcrates: ripsec_esp objects use SSE/AVX registers (must be soft-float):" >&2
+  objdump -d --no-show-raw-insn "$esp_dir"/*.o | grep -E '^[0-9a-f]+ <|%[xyz]mm[0-9]' | grep -B1 -E '%[xyz]mm' | head -20 >&2
+  exit 1
+fi
 cmp -s "$tmp/kcrates.o" "$OUT/kcrates.o" 2>/dev/null || cp "$tmp/kcrates.o" "$OUT/kcrates.o"
 echo "--extern ripsec_esp=$esp -L dependency=$OUT/target/x86_64-unknown-linux-gnu/release/deps" > "$OUT/rustflags.new"
 cmp -s "$OUT/rustflags.new" "$OUT/rustflags" 2>/dev/null || mv "$OUT/rustflags.new" "$OUT/rustflags"

@@ -619,11 +619,11 @@ fn lifetime_events_exactly_once() {
 fn config_errors() {
     let km = keymat(AeadAlg::Aes128Gcm, 14);
     assert_eq!(
-        Aead::new(AeadAlg::Aes128Gcm, &km[..19]).unwrap_err(),
+        Error::from(Aead::new(AeadAlg::Aes128Gcm, &km[..19]).unwrap_err()),
         Error::BadKeyLength
     );
     assert_eq!(
-        Aead::new(AeadAlg::Aes256Gcm, &km).unwrap_err(),
+        Error::from(Aead::new(AeadAlg::Aes256Gcm, &km).unwrap_err()),
         Error::BadKeyLength
     );
     let c = cfg(
