@@ -78,6 +78,8 @@ pub(crate) const A_TMPL_TUN_SRC: u16 = 39;
 pub(crate) const A_TMPL_TUN_DST: u16 = 40;
 pub(crate) const A_MISS_COUNT: u16 = 41;
 pub(crate) const A_HARD: u16 = 42;
+pub(crate) const A_LIFE_SOFT_SECS: u16 = 43;
+pub(crate) const A_LIFE_HARD_SECS: u16 = 44;
 /// Every constant above with its C name, for the header check.
 pub(crate) const C_ATTRS: &[(&str, u16)] = &[
     ("RIPSEC_A_PAD", A_PAD),
@@ -122,10 +124,12 @@ pub(crate) const C_ATTRS: &[(&str, u16)] = &[
     ("RIPSEC_A_TMPL_TUN_DST", A_TMPL_TUN_DST),
     ("RIPSEC_A_MISS_COUNT", A_MISS_COUNT),
     ("RIPSEC_A_HARD", A_HARD),
+    ("RIPSEC_A_LIFE_SOFT_SECS", A_LIFE_SOFT_SECS),
+    ("RIPSEC_A_LIFE_HARD_SECS", A_LIFE_HARD_SECS),
 ];
 
 
-pub(crate) const A_MAX: u16 = 42;
+pub(crate) const A_MAX: u16 = 44;
 
 pub(crate) const DIR_IN: u8 = 0;
 pub(crate) const DIR_OUT: u8 = 1;

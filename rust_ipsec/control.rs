@@ -83,6 +83,8 @@ fn ensure_tables(st: &NetState) -> CtlResult {
         return Err(reject!(ENOMEM, "could not register the netfilter hooks"));
     }
     st.active.store(true, core::sync::atomic::Ordering::Release);
+    // SAFETY: `st.net` is the live namespace; process context.
+    unsafe { ffi::ripsec_glue_sweep_start(st.net) };
     Ok(())
 }
 
@@ -119,6 +121,10 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         return Err(reject!(EINVAL, "REPLAY_WINDOW is at most 4096"));
     }
     let limit = |ty| a.u64(ty).filter(|&v| v != 0).unwrap_or(u64::MAX);
+    // Time limits count from now, in the clock the sweep reads.
+    let now = crate::events::now_ms();
+    let at = |ty| a.u64(ty).filter(|&v| v != 0).map_or(u64::MAX, |s: u64| now.saturating_add(s.saturating_mul(1000)));
+    let (soft_at, hard_at) = (at(abi::A_LIFE_SOFT_SECS), at(abi::A_LIFE_HARD_SECS));
     let cfg = SaConfig {
         spi,
         alg,
@@ -152,6 +158,8 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         replay_window,
         reqid,
         owner: a.u64(abi::A_OWNER).unwrap_or(0),
+        soft_at,
+        hard_at,
     };
     let ksa = KSa::new(xfrm, kaead, state, dir, (src, dst), desc);
     let ksa = KBox::new(ksa, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;

@@ -25,6 +25,7 @@ use crate::tables::{self, KSa, SaDir};
 
 const PROTO_TCP: u8 = 6;
 const PROTO_SCTP: u8 = 132;
+const PROTO_ICMPV6: u8 = 58;
 
 /// The first bytes of the packet from its network header, copied out (the
 /// skb may be non-linear).
@@ -72,6 +73,15 @@ fn flow_of(h: &[u8]) -> Option<Flow> {
     Some(Flow { src, dst, proto, sport, dport })
 }
 
+/// IPv6 neighbour and router discovery (ICMPv6 types 133 to 137) is never
+/// subject to IPsec policy, as libreswan's default bypass policies have it:
+/// the link-layer address of a peer must be resolvable before any SA exists,
+/// and after a failover the package address answers from a node that holds
+/// none of the old SAs. (Without extension headers: ND never carries them.)
+fn is_neighbour_discovery(h: &[u8], flow: &Flow) -> bool {
+    flow.proto == PROTO_ICMPV6 && flow.src.is_ipv6() && matches!(h.get(40), Some(133..=137))
+}
+
 /// RFC 3948 demultiplexing on port 4500, as Linux does it: ESP when the
 /// payload is longer than an ESP header and does not start with the 4-byte
 /// zero non-ESP marker; anything else (IKE, keepalives) goes to the socket.
@@ -104,19 +114,11 @@ unsafe fn packet_buf<'a>(skb: *mut SkBuff) -> Option<PacketBuf<'a>> {
 }
 
 fn expire_event(sa: &KSa, ev: LifetimeEvent) -> Option<Event> {
-    let hard = match ev {
-        LifetimeEvent::None => return None,
-        LifetimeEvent::Soft => false,
-        LifetimeEvent::Hard | LifetimeEvent::SoftAndHard => true,
-    };
-    Some(Event::Expire {
-        spi: sa.spi,
-        dst: sa.dst,
-        dir_out: sa.dir == SaDir::Out,
-        reqid: sa.reqid,
-        owner: sa.owner,
-        hard,
-    })
+    match ev {
+        LifetimeEvent::None => None,
+        LifetimeEvent::Soft => Some(sa.expire_event(false)),
+        LifetimeEvent::Hard | LifetimeEvent::SoftAndHard => Some(sa.expire_event(true)),
+    }
 }
 
 /// Removes an SA whose hard lifetime ran out, unless something else did.
@@ -203,6 +205,9 @@ fn output(st: &NetState, skb: *mut SkBuff, pf: u8, sk: *mut ffi::Sock) -> u32 {
     let mut hdr = [0u8; 64];
     let n = peek(skb, &mut hdr);
     let Some(flow) = hdr.get(..n).and_then(flow_of) else { return NF_ACCEPT };
+    if is_neighbour_discovery(hdr.get(..n).unwrap_or(&[]), &flow) {
+        return NF_ACCEPT;
+    }
     let rcu = RcuGuard::new();
     let (slot, sa, tunnel) = {
         let mut g = st.locked.lock();
@@ -273,6 +278,9 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
     let n = peek(skb, &mut hdr);
     let Some(flow) = hdr.get(..n).and_then(flow_of) else { return NF_ACCEPT };
     let is_esp = flow.proto == PROTO_ESP || (flow.proto == PROTO_UDP && flow.dport == NAT_T_PORT);
+    if is_neighbour_discovery(hdr.get(..n).unwrap_or(&[]), &flow) {
+        return NF_ACCEPT;
+    }
     if !is_esp {
         return cleartext_in(st, skb, &flow);
     }

@@ -68,6 +68,7 @@ extern "C" {
     pub(crate) fn ripsec_glue_rcu_read_unlock();
     pub(crate) fn ripsec_glue_synchronize_rcu();
     pub(crate) fn ripsec_glue_reap_later(net: *mut Net);
+    pub(crate) fn ripsec_glue_sweep_start(net: *mut Net);
     pub(crate) fn ripsec_glue_call_on_worker(f: extern "C" fn(*mut core::ffi::c_void), arg: *mut core::ffi::c_void);
     pub(crate) fn ripsec_glue_now_ms() -> u64;
     pub(crate) fn ripsec_glue_random_u64() -> u64;

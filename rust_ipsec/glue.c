@@ -57,6 +57,7 @@ struct ripsec_pernet {
 	struct mutex hooks_mutex;
 	bool hooks;		/* netfilter hooks registered in this namespace */
 	struct work_struct reap; /* frees removed SAs after an RCU grace period */
+	struct delayed_work sweep; /* time lifetimes, once a second */
 };
 
 static struct ripsec_pernet *ripsec_pernet(const struct net *net)
@@ -124,6 +125,20 @@ void ripsec_glue_reap_later(struct net *net)
 	schedule_work(&ripsec_pernet(net)->reap);
 }
 
+static void ripsec_sweep_fn(struct work_struct *work)
+{
+	struct ripsec_pernet *pn = container_of(to_delayed_work(work), struct ripsec_pernet, sweep);
+
+	if (ripsec_rs_sweep(pn->state))
+		schedule_delayed_work(&pn->sweep, HZ);
+}
+
+/* Starts the time-lifetime sweep once the namespace has tables. */
+void ripsec_glue_sweep_start(struct net *net)
+{
+	schedule_delayed_work(&ripsec_pernet(net)->sweep, HZ);
+}
+
 static int __net_init ripsec_net_init(struct net *net)
 {
 	struct ripsec_pernet *pn = ripsec_pernet(net);
@@ -131,6 +146,7 @@ static int __net_init ripsec_net_init(struct net *net)
 	spin_lock_init(&pn->lock);
 	mutex_init(&pn->hooks_mutex);
 	INIT_WORK(&pn->reap, ripsec_reap_fn);
+	INIT_DELAYED_WORK(&pn->sweep, ripsec_sweep_fn);
 	pn->hooks = false;
 	pn->state = ripsec_rs_net_init(net, net->net_cookie, &pn->lock);
 	return pn->state ? 0 : -ENOMEM;
@@ -145,6 +161,7 @@ static void __net_exit ripsec_net_exit(struct net *net)
 		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
 	pn->hooks = false;
 	/* No hook or request is left to retire SAs; what is pending is freed below. */
+	cancel_delayed_work_sync(&pn->sweep);
 	cancel_work_sync(&pn->reap);
 	ripsec_rs_net_exit(pn->state);
 	pn->state = NULL;
@@ -262,6 +279,8 @@ static const struct nla_policy ripsec_policy[RIPSEC_A_MAX + 1] = {
 	[RIPSEC_A_LIFE_HARD_BYTES] = { .type = NLA_U64 },
 	[RIPSEC_A_LIFE_SOFT_PACKETS] = { .type = NLA_U64 },
 	[RIPSEC_A_LIFE_HARD_PACKETS] = { .type = NLA_U64 },
+	[RIPSEC_A_LIFE_SOFT_SECS] = { .type = NLA_U64 },
+	[RIPSEC_A_LIFE_HARD_SECS] = { .type = NLA_U64 },
 	[RIPSEC_A_PEER] = ADDR_POLICY,
 	[RIPSEC_A_FLUSHED] = { .type = NLA_REJECT },
 	[RIPSEC_A_STATS] = { .type = NLA_REJECT },

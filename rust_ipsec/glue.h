@@ -42,6 +42,7 @@ void ripsec_glue_rcu_read_lock(void);
 void ripsec_glue_rcu_read_unlock(void);
 void ripsec_glue_synchronize_rcu(void);
 void ripsec_glue_reap_later(struct net *net);
+void ripsec_glue_sweep_start(struct net *net);
 void ripsec_glue_call_on_worker(void (*fn)(void *arg), void *arg);
 u64 ripsec_glue_now_ms(void);
 u64 ripsec_glue_random_u64(void);
@@ -98,6 +99,7 @@ int ripsec_kaead_crypt(struct crypto_aead *tfm, u8 *start, u32 assoclen, u32 tex
 void *ripsec_rs_net_init(struct net *net, u64 netns_cookie, spinlock_t *lock);
 void ripsec_rs_net_exit(void *state);
 void ripsec_rs_reap(void *state);
+int ripsec_rs_sweep(void *state);
 u32 ripsec_rs_read_counters(void *state, u64 *counters, u32 n);
 const char *ripsec_rs_version(void);
 const char *ripsec_rs_backend(void);

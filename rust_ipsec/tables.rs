@@ -4,10 +4,10 @@
 
 use core::net::IpAddr;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use kernel::alloc::{flags::{GFP_ATOMIC, GFP_KERNEL}, KBox, KVVec, KVec};
 use kernel::prelude::*;
-use crate::events::Limiter;
+use crate::events::{self, Event, Limiter};
 use crate::ffi;
 use crate::fpu::{self, FpuBox};
 use crate::kaead::KernelAead;
@@ -124,6 +124,11 @@ pub(crate) struct KSa {
     pub(crate) replay_window: u32,
     pub(crate) reqid: u32,
     pub(crate) owner: u64,
+    /// Time limits as `events::now_ms()` instants (`u64::MAX`: none),
+    /// checked by the namespace's once-a-second sweep.
+    soft_at: u64,
+    hard_at: u64,
+    soft_time_sent: AtomicBool,
     retired: RetiredLink,
 }
 
@@ -154,8 +159,16 @@ impl KSa {
             replay_window: desc.replay_window,
             reqid: desc.reqid,
             owner: desc.owner,
+            soft_at: desc.soft_at,
+            hard_at: desc.hard_at,
+            soft_time_sent: AtomicBool::new(false),
             retired: RetiredLink(core::ptr::null_mut()),
         }
+    }
+
+    /// The EXPIRE event for this SA.
+    pub(crate) fn expire_event(&self, hard: bool) -> Event {
+        Event::Expire { spi: self.spi, dst: self.dst, dir_out: self.dir == SaDir::Out, reqid: self.reqid, owner: self.owner, hard }
     }
 
     /// Runs `f` with the SA's cipher: the kernel crypto API, or the built-in
@@ -235,6 +248,9 @@ pub(crate) struct SaDesc {
     pub(crate) replay_window: u32,
     pub(crate) reqid: u32,
     pub(crate) owner: u64,
+    /// Time limits as `events::now_ms()` instants (`u64::MAX`: none).
+    pub(crate) soft_at: u64,
+    pub(crate) hard_at: u64,
 }
 
 /// Removed SAs, linked through [`KSa::retired`], owned by the list.
@@ -293,7 +309,13 @@ pub(crate) struct Tables {
     pub(crate) limiter: KBox<Limiter>,
     /// Removed SAs waiting for the reaper.
     retired: Retired,
+    /// Earliest time limit of any SA (`u64::MAX`: none): the sweep scans
+    /// the SAs only once something is due.
+    next_due: u64,
 }
+
+/// EXPIRE events one sweep sends at most; the rest wait for the next second.
+pub(crate) const SWEEP_EVENTS: usize = 64;
 
 /// Storage for a grown pair of indexes, allocated before taking the lock.
 pub(crate) struct Growth {
@@ -311,6 +333,7 @@ impl Tables {
             policies: Policies::new(seed.rotate_left(33))?,
             limiter: KBox::new(Limiter::new(), GFP_KERNEL)?,
             retired: Retired::new(),
+            next_due: u64::MAX,
         })
     }
 
@@ -355,6 +378,7 @@ impl Tables {
             }
         };
         let (spi, dst, src, owner, dir, reqid) = (sa.spi, sa.dst, sa.src, sa.owner, sa.dir, sa.reqid);
+        let due = if sa.soft_time_sent.load(Relaxed) { sa.hard_at } else { sa.soft_at.min(sa.hard_at) };
         let peer = if dir == SaDir::Out { dst } else { src };
         if let Err(e) = self.by_spi.sad.insert(spi, dst, OwnerId(owner), peer, slot) {
             // A failed push only loses the slot number, never memory.
@@ -376,6 +400,7 @@ impl Tables {
         if let Some(s) = self.sas.as_mut_slice().get_mut(slot as usize) {
             *s = Some(sa);
         }
+        self.next_due = self.next_due.min(due);
         Ok(slot)
     }
 
@@ -418,6 +443,41 @@ impl Tables {
             Some(cur) if core::ptr::eq(cur, sa) => self.remove(slot),
             _ => false,
         }
+    }
+
+    /// Time lifetimes: marks soft expiries and removes hard-expired SAs due
+    /// at `now`, pushing their EXPIRE events to `out` (up to its spare
+    /// capacity; what does not fit is handled next time). Returns whether
+    /// something was removed.
+    pub(crate) fn sweep_time(&mut self, now: u64, out: &mut KVec<Event>) -> bool {
+        if now < self.next_due {
+            return false;
+        }
+        let (mut next, mut removed, mut full) = (u64::MAX, false, false);
+        for slot in 0..self.sas.len() as u32 {
+            let Some(sa) = self.sa(slot) else { continue };
+            let soft_pending = !sa.soft_time_sent.load(Relaxed);
+            let hard = now >= sa.hard_at;
+            let soft = soft_pending && now >= sa.soft_at && !hard;
+            if (hard || soft) && out.len() >= out.capacity() {
+                full = true;
+                continue;
+            }
+            if hard {
+                let _ = out.push(sa.expire_event(true), GFP_ATOMIC);
+                removed |= self.remove(slot);
+                continue;
+            }
+            if soft {
+                sa.soft_time_sent.store(true, Relaxed);
+                let _ = out.push(sa.expire_event(false), GFP_ATOMIC);
+            }
+            let due = if soft || !soft_pending { sa.hard_at } else { sa.soft_at.min(sa.hard_at) };
+            next = next.min(due);
+        }
+        // Events that did not fit are due at once.
+        self.next_due = if full { now } else { next };
+        removed
     }
 
     /// The retired SAs, for the reaper to free after a grace period.
@@ -490,6 +550,35 @@ extern "C" fn ripsec_rs_reap(state: *mut core::ffi::c_void) {
     // SAFETY: plain C; the reaper is a worker (process context).
     unsafe { ffi::ripsec_glue_synchronize_rcu() };
     drop(list);
+}
+
+/// The once-a-second sweep of time lifetimes; returns whether to run again
+/// (the namespace has tables).
+#[no_mangle]
+extern "C" fn ripsec_rs_sweep(state: *mut core::ffi::c_void) -> i32 {
+    if state.is_null() {
+        return 0;
+    }
+    // SAFETY: the glue runs the sweep only for a live namespace (namespace
+    // exit cancels it before freeing the state).
+    let st = unsafe { crate::netns::from_ptr(state) };
+    let mut evs = KVec::new();
+    // Room reserved outside the lock (process context: a worker).
+    if evs.reserve(SWEEP_EVENTS, GFP_KERNEL).is_err() {
+        return 1;
+    }
+    let removed = {
+        let mut g = st.locked.lock();
+        let Some(t) = g.tables.as_mut() else { return 0 };
+        t.sweep_time(events::now_ms(), &mut evs)
+    };
+    if removed {
+        reap_later(st);
+    }
+    for ev in evs {
+        events::send(st, ev);
+    }
+    1
 }
 
 /// The security policy database.

@@ -181,6 +181,12 @@ pub struct SaAdd {
     soft_packets: Option<u64>,
     #[arg(long)]
     hard_packets: Option<u64>,
+    /// Soft time limit in seconds from now: an EXPIRE event (rekey).
+    #[arg(long)]
+    soft_secs: Option<u64>,
+    /// Hard time limit in seconds from now: the module removes the SA.
+    #[arg(long)]
+    hard_secs: Option<u64>,
 }
 
 #[derive(Args)]
@@ -305,6 +311,8 @@ pub fn sa(cmd: SaCmd) -> Result<(), Error> {
                 (abi::A_LIFE_HARD_BYTES, a.hard_bytes),
                 (abi::A_LIFE_SOFT_PACKETS, a.soft_packets),
                 (abi::A_LIFE_HARD_PACKETS, a.hard_packets),
+                (abi::A_LIFE_SOFT_SECS, a.soft_secs),
+                (abi::A_LIFE_HARD_SECS, a.hard_secs),
             ];
             v.extend(opt64.into_iter().filter_map(|(k, x)| x.map(|x| genl::nla_u64(k, x))));
             c.request(abi::CMD_SA_ADD, v)?;

@@ -46,6 +46,22 @@ assert all(e["spi"] == "0x00000100" for e in ev[:2]), ev'
 check_eq "the hard-expired SA is gone" 1 "$(sa_count a)"
 check_eq "it carried exactly its hard limit" 10 "$(ctr a out_packets)"
 check "packets after it are dropped and counted as needing an SA" test "$(ctr a out_no_sa)" -ge 1
+# Time limits: soft after 1 s, hard after 3 s, with no traffic at all.
+nsx a "$RIPSEC" monitor --json --count 2 --timeout 20 > /tmp/expire-t.json 2> /tmp/expire-t.err &
+mon=$!
+for _ in $(seq 100); do grep -q monitoring /tmp/expire-t.err 2>/dev/null && break; sleep 0.1; done
+t0=$(date +%s.%N)
+nsx a "$RIPSEC" sa add --spi 0x300 --dir in --src 192.0.2.2 --dst 192.0.2.1 --alg aes128gcm --key $K \
+  --soft-secs 1 --hard-secs 3
+wait $mon
+t1=$(date +%s.%N)
+check "time limits: soft then hard EXPIRE for the SA" python3 -c 'import json
+ev = [json.loads(l) for l in open("/tmp/expire-t.json")]
+assert [(e["event"], e["spi"], e.get("hard", False)) for e in ev] == [("expire", "0x00000300", False), ("expire", "0x00000300", True)], ev'
+check "time limits: the hard expiry came 3 to 6 s after the add" python3 -c "import sys; d = $t1 - $t0; sys.exit(not 3 <= d <= 6.5)"
+check "time limits: the SA is gone" sh -c "! ip netns exec a $RIPSEC sa list --json | grep -q 0x00000300"
+check_fails "a replay window above 4096 is refused" nsx a "$RIPSEC" sa add --spi 0x301 --dir in --src 192.0.2.2 \
+  --dst 192.0.2.1 --alg aes128gcm --key $K --replay-window 70000
 cleanup_all
 
 # --- delete and re-add under traffic ----------------------------------------
