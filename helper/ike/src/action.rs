@@ -62,6 +62,12 @@ pub struct InstallChildSa {
     pub lifetime_hard: Duration,
     /// Inbound SPI of the Child SA this one rekeys, if any.
     pub replaces: Option<u32>,
+    /// Install only the inbound SA now; the outbound one follows with
+    /// [`Action::ActivateOutbound`]. Set for the responder of a Child SA
+    /// rekey: the initiator installs its inbound SA only when our response
+    /// arrives, so ESP sent on the new SA before then would be dropped.
+    /// Until then the old outbound SA keeps carrying the traffic.
+    pub defer_outbound: bool,
 }
 
 /// Remove both directions of a Child SA from the kernel.
@@ -129,6 +135,10 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     InstallChildSa(Box<InstallChildSa>),
+    /// Install the outbound SA of a Child SA installed with
+    /// `defer_outbound`: the peer has it now (it deleted the SA this one
+    /// replaces, or the wait for that ran out).
+    ActivateOutbound { owner: Owner, spi_in: u32, spi_out: u32 },
     DeleteChildSa(DeleteChildSa),
     IkeSaUp {
         ike: IkeSaId,

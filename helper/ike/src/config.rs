@@ -248,6 +248,10 @@ pub struct Config {
     /// both sent (spi_miss) and acted on (received hints).
     pub invalid_spi_rate: Duration,
     pub nonce_len: usize,
+    /// The responder of a Child SA rekey switches its outbound traffic to
+    /// the new SA when the initiator deletes the old one, or after this long
+    /// if that Delete does not come.
+    pub outbound_switch_timeout: Duration,
 }
 
 impl Default for Config {
@@ -259,6 +263,7 @@ impl Default for Config {
             half_open_timeout: Duration::from_secs(30),
             invalid_spi_rate: Duration::from_secs(1),
             nonce_len: 32,
+            outbound_switch_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -654,6 +654,7 @@ impl<R: CryptoRngCore> Engine<R> {
             sa.state = IkeState::Dead;
             return;
         }
+        self.activate_overdue(sa, now);
         if sa.is_established() {
             if sa.rekey_at.is_some_and(|t| t <= now) {
                 sa.rekey_at = None;
@@ -692,6 +693,7 @@ impl<R: CryptoRngCore> Engine<R> {
         if sa.state == IkeState::InitDone {
             t.push(sa.created + self.cfg.half_open_timeout);
         }
+        t.extend(sa.children.iter().filter_map(|c| c.out_deferred));
         if sa.state == IkeState::Rekeyed && sa.outstanding.is_none() {
             t.extend(sa.rekey_at);
         }

@@ -125,6 +125,11 @@ pub(crate) struct ChildSa {
     pub state: ChildState,
     /// Superseded by a rekey (its deletion is reported as `Reason::Rekeyed`).
     pub rekeyed: bool,
+    /// Inbound SPI of the Child SA this one rekeyed.
+    pub replaces: Option<u32>,
+    /// Outbound SA not installed yet (we answered its rekey): installed when
+    /// the SA it replaces goes away, or at this instant at the latest.
+    pub out_deferred: Option<Instant>,
 }
 
 #[derive(Debug)]

@@ -166,7 +166,8 @@ impl<R: CryptoRngCore> Engine<R> {
         let (Some(ike), Some(keys)) = (sa.suite, sa.keys.as_ref()) else { return Err(err(notify::INVALID_SYNTAX)) };
         let (i2r, r2i) = child_keymat(ike.prf, keys.sk_d.expose(), shared.as_ref().map(|s| s.expose()), &ni, &nr, suite.alg);
         let transport = cp.transport && c.mode == Mode::Transport;
-        self.install_child(sa, suite, spi_in, spi_out, i2r, r2i, transport, ts_local.clone(), ts_remote.clone(), rekey_old, now);
+        let defer = rekey_old.is_some();
+        self.install_child(sa, suite, spi_in, spi_out, i2r, r2i, transport, ts_local.clone(), ts_remote.clone(), rekey_old, defer, now);
         if let Some(old_in) = rekey_old {
             // A peer's rekey racing ours: remember its nonces so that the
             // §2.8.1 comparison can be done when our response arrives.
@@ -202,7 +203,9 @@ impl<R: CryptoRngCore> Engine<R> {
 
     /// Initiator side: check the answer and install. Errors are notify types
     /// for the ChildSaFailed event.
-    pub(crate) fn complete_child(&mut self, sa: &mut IkeSa, child: &ChildInit, payloads: &[Payload], now: Instant) -> Result<u32, u16> {
+    /// `defer_outbound`: install the inbound SA only (a redundant SA of a
+    /// simultaneous rekey).
+    pub(crate) fn complete_child(&mut self, sa: &mut IkeSa, child: &ChildInit, payloads: &[Payload], defer_outbound: bool, now: Instant) -> Result<u32, u16> {
         let c = self.conn(sa.conn).clone();
         let cp = parts(payloads);
         let with_pfs = !child.nonce.is_empty();
@@ -232,7 +235,7 @@ impl<R: CryptoRngCore> Engine<R> {
         let (Some(ike), Some(keys)) = (sa.suite, sa.keys.as_ref()) else { return Err(notify::INVALID_SYNTAX) };
         let (i2r, r2i) = child_keymat(ike.prf, keys.sk_d.expose(), shared.as_ref().map(|s| s.expose()), &ni, &nr, suite.alg);
         let transport = child.transport && cp.transport;
-        self.install_child(sa, suite, child.spi_in, spi_out, r2i, i2r, transport, tsi.clone(), tsr.clone(), child.rekey_of, now);
+        self.install_child(sa, suite, child.spi_in, spi_out, r2i, i2r, transport, tsi.clone(), tsr.clone(), child.rekey_of, defer_outbound, now);
         Ok(child.spi_in)
     }
 
@@ -249,11 +252,15 @@ impl<R: CryptoRngCore> Engine<R> {
         ts_local: Vec<TrafficSelector>,
         ts_remote: Vec<TrafficSelector>,
         replaces: Option<u32>,
+        defer_outbound: bool,
         now: Instant,
     ) {
         let c = self.conn(sa.conn);
         let mode = if transport { Mode::Transport } else { Mode::Tunnel };
-        let encap = sa.natt || sa.nat_local || sa.nat_remote;
+        // ESP is encapsulated only when a NAT was detected or we fake one
+        // (§2.23): IKE on the NAT-T port alone does not imply it, as peers
+        // may float there without a NAT (strongSwan does with MOBIKE).
+        let encap = sa.nat_local || sa.nat_remote || c.force_encap;
         let install = InstallChildSa {
             owner: self.owner(sa),
             local: sa.local.ip(),
@@ -271,6 +278,7 @@ impl<R: CryptoRngCore> Engine<R> {
             lifetime_soft: c.lifetimes.child_soft,
             lifetime_hard: c.lifetimes.child_hard,
             replaces,
+            defer_outbound,
         };
         sa.children.push(ChildSa {
             spi_in,
@@ -283,8 +291,36 @@ impl<R: CryptoRngCore> Engine<R> {
             created: now,
             state: ChildState::Installed,
             rekeyed: false,
+            replaces,
+            out_deferred: defer_outbound.then(|| now + self.cfg.outbound_switch_timeout),
         });
         self.actions.push_back(Action::InstallChildSa(Box::new(install)));
+    }
+
+    /// The Child SA `old_in` is gone (or is going): the SA that replaced it
+    /// in a rekey we answered may carry our outbound traffic now.
+    pub(crate) fn activate_successor(&mut self, sa: &mut IkeSa, old_in: u32) {
+        let due: Vec<(u32, u32)> = sa
+            .children
+            .iter_mut()
+            .filter(|c| c.replaces == Some(old_in) && c.out_deferred.is_some())
+            .map(|c| {
+                c.out_deferred = None;
+                (c.spi_in, c.spi_out)
+            })
+            .collect();
+        for (spi_in, spi_out) in due {
+            let owner = self.owner(sa);
+            self.actions.push_back(Action::ActivateOutbound { owner, spi_in, spi_out });
+        }
+    }
+
+    /// Deferred outbound SAs whose wait for the peer's Delete ran out.
+    pub(crate) fn activate_overdue(&mut self, sa: &mut IkeSa, now: Instant) {
+        let due: Vec<u32> = sa.children.iter().filter(|c| c.out_deferred.is_some_and(|t| t <= now)).filter_map(|c| c.replaces).collect();
+        for old in due {
+            self.activate_successor(sa, old);
+        }
     }
 
     pub(crate) fn handle_create_child_response(&mut self, sa: &mut IkeSa, child: ChildInit, payloads: Vec<Payload>, now: Instant) {
@@ -314,6 +350,7 @@ impl<R: CryptoRngCore> Engine<R> {
                     // The peer no longer has it: drop ours too.
                     if let Some(pos) = sa.children.iter().position(|x| x.spi_in == old_in) {
                         let old = sa.children.remove(pos);
+                        self.activate_successor(sa, old_in);
                         self.emit_child_delete(sa, old.spi_in, old.spi_out, Reason::PeerInvalidSpi);
                     }
                     return;
@@ -327,7 +364,19 @@ impl<R: CryptoRngCore> Engine<R> {
             self.actions.push_back(Action::Event(Event::ChildSaFailed { ike, notify: n }));
             return;
         }
-        let new_in = match self.complete_child(sa, &child, &payloads, now) {
+        // §2.8.1: in a simultaneous rekey the exchange that used the lowest
+        // of the four nonces created the redundant SA; its initiator deletes
+        // that SA, the other side deletes the old one.
+        let nr = parts(&payloads).nonce.cloned().unwrap_or_default();
+        let redundant = rekey_of.is_some()
+            && child.peer_rekey.as_ref().is_some_and(|pr| {
+                child.nonce.as_slice().min(nr.as_slice()) < pr.ni.as_slice().min(pr.nr.as_slice())
+            });
+        // A redundant SA never carries traffic: the old one does until the
+        // peer deletes it and its own new SA takes over. Installing ours as
+        // the current outbound SA and deleting it would leave the kernel
+        // without one in between.
+        let new_in = match self.complete_child(sa, &child, &payloads, redundant, now) {
             Ok(s) => s,
             Err(n) => {
                 self.actions.push_back(Action::Event(Event::ChildSaFailed { ike, notify: n }));
@@ -335,28 +384,25 @@ impl<R: CryptoRngCore> Engine<R> {
             }
         };
         let Some(old_in) = rekey_of else { return };
-        let nr = parts(&payloads).nonce.cloned().unwrap_or_default();
-        let delete = match &child.peer_rekey {
-            Some(pr) => {
-                // §2.8.1: the exchange that used the lowest of the four nonces
-                // created the redundant SA; its initiator deletes that SA,
-                // the other side deletes the old one.
-                let mine = child.nonce.as_slice().min(nr.as_slice());
-                let theirs = pr.ni.as_slice().min(pr.nr.as_slice());
-                if mine < theirs {
-                    new_in
-                } else {
-                    old_in
-                }
-            }
-            None => old_in,
-        };
+        let delete = if redundant { new_in } else { old_in };
         if let Some(old) = sa.child_by_in(old_in) {
             old.state = ChildState::Rekeyed;
             old.rekeyed = true;
         }
-        if let Some(n) = sa.child_by_in(delete) {
-            n.rekeyed = true;
+        if let Some(n) = sa.child_by_in(new_in) {
+            if redundant {
+                n.rekeyed = true;
+                n.replaces = None;
+                n.out_deferred = None;
+            }
+        }
+        if child.peer_rekey.is_some() && !redundant {
+            // The peer's new SA is the redundant one and the peer deletes it:
+            // it must never take over the outbound traffic.
+            for c in sa.children.iter_mut().filter(|c| c.replaces == Some(old_in) && c.spi_in != new_in) {
+                c.replaces = None;
+                c.out_deferred = None;
+            }
         }
         self.actions.push_back(Action::Event(Event::ChildSaRekeyed { ike, old_spi_in: old_in, new_spi_in: new_in }));
         sa.tasks.push_front(Task::DeleteChild(vec![delete]));

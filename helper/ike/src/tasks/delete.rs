@@ -42,6 +42,9 @@ impl<R: CryptoRngCore> Engine<R> {
             if let Some(pos) = sa.children.iter().position(|c| c.spi_in == s) {
                 let c = sa.children.remove(pos);
                 let reason = if c.rekeyed { Reason::Rekeyed } else { Reason::LocalDelete };
+                // Successor first: the kernel must never be without an
+                // outbound SA for the policies in between.
+                self.activate_successor(sa, c.spi_in);
                 self.emit_child_delete(sa, c.spi_in, c.spi_out, reason);
             }
         }
@@ -80,6 +83,11 @@ impl<R: CryptoRngCore> Engine<R> {
                             answer.push(c.spi_in);
                         }
                         let reason = if c.rekeyed { Reason::Rekeyed } else { Reason::PeerDeleted };
+                        // The rekey initiator deletes the old SA once it has
+                        // installed the new one: now ours may send on it.
+                        // Activated before the old one goes, or packets in
+                        // between would find no outbound SA (and ACQUIRE).
+                        self.activate_successor(sa, c.spi_in);
                         self.emit_child_delete(sa, c.spi_in, c.spi_out, reason);
                     }
                 }
@@ -89,6 +97,7 @@ impl<R: CryptoRngCore> Engine<R> {
                     let spi = spi32(&n.data).or_else(|| spi32(&n.spi));
                     if let Some(pos) = spi.and_then(|s| sa.children.iter().position(|c| c.spi_out == s)) {
                         let c = sa.children.remove(pos);
+                        self.activate_successor(sa, c.spi_in);
                         self.emit_child_delete(sa, c.spi_in, c.spi_out, Reason::PeerInvalidSpi);
                     }
                 }

@@ -180,7 +180,7 @@ impl<R: CryptoRngCore> Engine<R> {
         match first_error(&payloads) {
             Some(n) => self.actions.push_back(Action::Event(Event::ChildSaFailed { ike: IkeSaId(sa.id), notify: n })),
             None => {
-                if let Err(n) = self.complete_child(sa, &child, &payloads, now) {
+                if let Err(n) = self.complete_child(sa, &child, &payloads, false, now) {
                     self.actions.push_back(Action::Event(Event::ChildSaFailed { ike: IkeSaId(sa.id), notify: n }));
                 }
             }

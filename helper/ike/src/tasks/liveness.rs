@@ -28,6 +28,11 @@ use crate::engine::{Engine, SpiMiss};
 use crate::message::{encode_plain, Header, Message, Notify, Payload};
 use crate::sa::{IkeState, Pending, Task};
 
+/// How long after its install an SPI miss for a Child SA is taken for an
+/// event the kernel queued before the install (see `spi_is_ours`): far
+/// longer than the daemon takes to read its events even under load.
+const FRESH_CHILD: Duration = Duration::from_secs(2);
+
 /// Keep the rate-limit tables bounded under a flood from many addresses:
 /// entries older than the interval no longer limit anything.
 fn prune(map: &mut HashMap<IpAddr, Instant>, now: Instant, rate: Duration) {
@@ -48,6 +53,9 @@ pub fn invalid_spi_message(spi_i: u64, spi: u32) -> Vec<u8> {
 impl<R: CryptoRngCore> Engine<R> {
     /// Report ESP received for an unknown SPI (the kernel dropped it).
     pub fn spi_miss(&mut self, miss: SpiMiss, now: Instant) {
+        if self.spi_is_ours(&miss, now) {
+            return;
+        }
         let rate = self.cfg.invalid_spi_rate;
         if self.miss_sent.get(&miss.remote).is_some_and(|t| now.saturating_duration_since(*t) < rate) {
             return;
@@ -86,6 +94,25 @@ impl<R: CryptoRngCore> Engine<R> {
                 self.initiate(ci, miss.remote, now);
             }
         }
+    }
+
+    /// The missed SPI is one we chose for a Child SA with this peer that
+    /// our outstanding request is creating, or that was installed only just
+    /// now (the kernel queued the event before the install): stock peers
+    /// (Linux XFRM under strongSwan or libreswan) send on a Child SA as soon
+    /// as they answer its rekey, before their answer reaches us. Not a
+    /// failover: no INVALID_SPI (a peer acting on it would delete the
+    /// brand-new SA) and no new IKE SA. A miss for an SA installed longer
+    /// ago means the kernel lost it (flushed by hand, say): that is
+    /// reported, so the peer drops its half too.
+    fn spi_is_ours(&self, miss: &SpiMiss, now: Instant) -> bool {
+        self.sas.values().filter(|s| s.remote.ip() == miss.remote).any(|s| {
+            s.children.iter().any(|c| c.spi_in == miss.spi && now.saturating_duration_since(c.created) < FRESH_CHILD)
+                || s.outstanding.as_ref().is_some_and(|o| match &o.pending {
+                    Pending::CreateChild(ci) | Pending::IkeAuth(ci) => ci.spi_in == miss.spi,
+                    _ => false,
+                })
+        })
     }
 
     /// §1.5: answer a protected request for an unknown IKE SA with an

@@ -4,7 +4,7 @@
 //! InstallChildSa / DeleteChildSa actions.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,8 @@ pub struct Node {
     pub up: bool,
     /// Mock kernel: inbound SPI → the install action.
     pub kernel: BTreeMap<u32, InstallChildSa>,
+    /// Outbound SPIs whose SA is installed (deferred ones only once activated).
+    pub outbound: BTreeSet<u32>,
     pub actions: Vec<Action>,
     pub sent: Vec<Transmit>,
 }
@@ -84,6 +86,17 @@ pub struct Net {
     /// NAT: packets from `inside` leave as `outside` with ports mapped.
     pub nat: Option<(IpAddr, IpAddr)>,
     pub delivered: usize,
+    /// (node, outbound SPI) of rekeyed Child SAs a node started sending on
+    /// before the peer had installed the matching inbound SA: ESP that the
+    /// peer's kernel would drop.
+    pub early_outbound: Vec<(usize, u32)>,
+    /// (node, outbound SPI) of rekeyed Child SAs whose outbound SA was
+    /// removed while no other outbound SA for the same selectors was active.
+    pub outbound_gaps: Vec<(usize, u32)>,
+    /// This node sends IKE after IKE_SA_INIT from port 4500 with the non-ESP
+    /// marker although no NAT is in the way, as strongSwan does with MOBIKE;
+    /// its engine itself keeps using port 500 (translated both ways).
+    pub floats: Option<usize>,
 }
 
 const PORT_MAP: [(u16, u16); 2] = [(500, 31500), (4500, 34500)];
@@ -102,6 +115,9 @@ impl Net {
             rng: ChaCha20Rng::seed_from_u64(seed),
             nat: None,
             delivered: 0,
+            early_outbound: Vec::new(),
+            outbound_gaps: Vec::new(),
+            floats: None,
         }
     }
 
@@ -118,6 +134,7 @@ impl Net {
             engine,
             up: true,
             kernel: BTreeMap::new(),
+            outbound: BTreeSet::new(),
             actions: Vec::new(),
             sent: Vec::new(),
         });
@@ -145,13 +162,38 @@ impl Net {
                 self.queue.push_back(t);
             }
             while let Some(a) = self.nodes[i].engine.poll_action() {
+                let activated = match &a {
+                    Action::InstallChildSa(c) if !c.defer_outbound => Some((c.spi_out, c.replaces.is_some())),
+                    Action::ActivateOutbound { spi_out, .. } => Some((*spi_out, true)),
+                    _ => None,
+                };
+                if let Some((spi_out, rekey)) = activated {
+                    let peer_has_it = self.nodes.iter().enumerate().any(|(j, p)| j != i && p.kernel.contains_key(&spi_out));
+                    if rekey && !peer_has_it {
+                        self.early_outbound.push((i, spi_out));
+                    }
+                    self.nodes[i].outbound.insert(spi_out);
+                }
                 let n = &mut self.nodes[i];
                 match &a {
                     Action::InstallChildSa(c) => {
                         n.kernel.insert(c.spi_in, (**c).clone());
                     }
                     Action::DeleteChildSa(d) => {
-                        n.kernel.remove(&d.spi_in);
+                        let old = n.kernel.remove(&d.spi_in);
+                        let was_active = n.outbound.remove(&d.spi_out);
+                        // Removing the outbound SA that carries a rekeyed
+                        // Child SA's traffic before its successor's is in
+                        // place leaves the policy without one: a kernel
+                        // drops (and ACQUIREs) the packets in between.
+                        if let (Some(old), true, Reason::Rekeyed) = (old, was_active, d.reason) {
+                            let covered = n.kernel.values().any(|k| {
+                                k.ts_local == old.ts_local && k.ts_remote == old.ts_remote && n.outbound.contains(&k.spi_out)
+                            });
+                            if !covered {
+                                self.outbound_gaps.push((i, d.spi_out));
+                            }
+                        }
                     }
                     _ => {}
                 }
@@ -160,7 +202,20 @@ impl Net {
         }
     }
 
-    fn deliver(&mut self, t: Transmit) {
+    fn deliver(&mut self, mut t: Transmit) {
+        if let Some(f) = self.floats {
+            let me = self.nodes[f].ip;
+            let init = t.bytes.get(18) == Some(&34);
+            if t.local.ip() == me && t.local.port() == 500 && !init {
+                t.local.set_port(4500);
+                t.remote.set_port(4500);
+                t.non_esp_marker = true;
+            } else if t.remote.ip() == me && t.remote.port() == 4500 {
+                t.local.set_port(500);
+                t.remote.set_port(500);
+                t.non_esp_marker = false;
+            }
+        }
         let (mut src, mut dst) = (t.local, t.remote);
         if let Some((inside, outside)) = self.nat {
             if src.ip() == inside {
@@ -254,7 +309,11 @@ impl Net {
             assert_eq!(x.key_in.len(), x.alg.keymat_len());
             assert_eq!(x.ts_local, y.ts_remote);
             assert_eq!(x.ts_remote, y.ts_local);
+            assert!(self.nodes[a].outbound.contains(&x.spi_out), "outbound SA {:#x} never activated", x.spi_out);
+            assert!(self.nodes[b].outbound.contains(&y.spi_out), "outbound SA {:#x} never activated", y.spi_out);
         }
+        assert!(self.early_outbound.is_empty(), "sent on rekeyed SAs the peer lacked: {:?}", self.early_outbound);
+        assert!(self.outbound_gaps.is_empty(), "no outbound SA between a rekeyed SA's removal and its successor's: {:?}", self.outbound_gaps);
     }
 }
 

@@ -280,6 +280,8 @@ pub struct ChildEntry {
     pub policies: Vec<PolicySpec>,
     /// Last seen packet counters (inbound, outbound).
     pub packets: (u64, u64),
+    /// The outbound half, waiting for `activate_outbound` (rekey responder).
+    pub pending_out: Option<(Box<InstallChildSa>, u32, u32)>,
 }
 
 /// The daemon's record of kernel state, and the netlink client.
@@ -345,12 +347,15 @@ impl Kernel {
         replay_window: u32,
         now: Instant,
     ) -> Result<(), Error> {
+        let t0 = Instant::now();
         let owner = c.owner.ike.0;
         let [inb, outb] = sa_add_attrs(c, reqid, owner, replay_window);
         self.client.request(abi::CMD_SA_ADD, inb)?;
-        if let Err(e) = self.client.request(abi::CMD_SA_ADD, outb) {
-            let _ = self.client.request(abi::CMD_SA_DEL, sa_del_attrs(c.spi_in, c.local));
-            return Err(e);
+        if !c.defer_outbound {
+            if let Err(e) = self.client.request(abi::CMD_SA_ADD, outb) {
+                let _ = self.client.request(abi::CMD_SA_DEL, sa_del_attrs(c.spi_in, c.local));
+                return Err(e);
+            }
         }
         let policies = protect_policies(&c.ts_local, &c.ts_remote, c.mode, (c.local, c.remote), reqid, false);
         for p in &policies {
@@ -363,10 +368,12 @@ impl Kernel {
             spi_in = format!("{:08x}", c.spi_in),
             spi_out = format!("{:08x}", c.spi_out),
             alg = ?c.alg,
-            "Child SA installed ({} <-> {}, {} policies)",
+            "Child SA installed ({} <-> {}, {} policies{}) in {:.1} ms",
             c.local,
             c.remote,
-            policies.len()
+            policies.len(),
+            if c.defer_outbound { ", outbound SA deferred" } else { "" },
+            t0.elapsed().as_secs_f64() * 1e3
         );
         self.children.insert(
             c.spi_in,
@@ -382,8 +389,23 @@ impl Kernel {
                 hard_fired: false,
                 policies,
                 packets: (0, 0),
+                pending_out: c.defer_outbound.then(|| (Box::new(c.clone()), reqid, replay_window)),
             },
         );
+        Ok(())
+    }
+
+    /// Installs the deferred outbound SA of a Child SA: from now on it
+    /// carries the traffic of its policies (the module prefers the newest
+    /// outbound SA of a reqid and peer).
+    pub fn activate_outbound(&mut self, spi_in: u32) -> Result<(), Error> {
+        let Some(e) = self.children.get_mut(&spi_in) else { return Ok(()) };
+        let Some((c, reqid, window)) = e.pending_out.take() else { return Ok(()) };
+        // The owner the inbound half got, even if the IKE SA was rekeyed
+        // since: both halves of a Child SA are flushed together.
+        let [_, outb] = sa_add_attrs(&c, reqid, c.owner.ike.0, window);
+        self.client.request(abi::CMD_SA_ADD, outb)?;
+        info!(conn = c.owner.conn, spi_in = format!("{spi_in:08x}"), spi_out = format!("{:08x}", c.spi_out), "outbound SA activated");
         Ok(())
     }
 
@@ -496,6 +518,7 @@ mod tests {
             lifetime_soft: Duration::from_secs(10),
             lifetime_hard: Duration::from_secs(20),
             replaces: None,
+            defer_outbound: false,
         }
     }
 

@@ -593,7 +593,13 @@ impl Daemon {
             };
             let data = &buf[..n];
             if let Some(gi) = self.route_datagram(local, remote, data) {
-                self.groups[gi].engine.handle_datagram(Instant::now(), local, remote, data);
+                let now = Instant::now();
+                self.groups[gi].engine.handle_datagram(now, local, remote, data);
+                // Install what this message completed at once, before other
+                // sockets, timers or the stats dump: a peer that answered
+                // our rekey may already be sending on the new Child SA, and
+                // the module drops that ESP until its inbound SA is in.
+                drain(&mut self.groups[gi], &mut self.io, &self.cfg, now);
             } else {
                 debug!(%local, %remote, len = n, "datagram not for any connection");
             }
@@ -940,19 +946,9 @@ impl Daemon {
 fn drain(g: &mut Group, io: &mut Io, cfg: &DaemonConfig, now: Instant) {
     loop {
         let mut progress = false;
-        while let Some(t) = g.engine.poll_transmit() {
-            progress = true;
-            let natt = t.non_esp_marker || t.local.port() == 4500;
-            let port = if natt { 4500 } else { 500 };
-            let Some(s) = io.socks.iter().find(|s| s.port == port && s.v6 == t.local.is_ipv6()) else {
-                warn!(local = %t.local, "no socket to send from");
-                continue;
-            };
-            let marker: &[u8] = if t.non_esp_marker { &NON_ESP_MARKER } else { &[] };
-            if let Err(e) = s.send(t.local.ip(), t.remote, &[marker, &t.bytes]) {
-                warn!(local = %t.local, remote = %t.remote, "send: {e}");
-            }
-        }
+        // Kernel first, then the wire: an SA must be in the module before
+        // the message that lets the peer use it leaves (our CREATE_CHILD_SA
+        // or IKE_AUTH response, the Delete of the SA a rekey replaced).
         while let Some(a) = g.engine.poll_action() {
             progress = true;
             match a {
@@ -963,6 +959,12 @@ fn drain(g: &mut Group, io: &mut Io, cfg: &DaemonConfig, now: Instant) {
                     if let Err(e) = io.kernel.install_child(&c, reqid, window, now) {
                         error!(conn = c.owner.conn, spi_in = format!("{:08x}", c.spi_in), "installing Child SA: {e}");
                         let _ = g.engine.delete_child(c.spi_in, now);
+                    }
+                }
+                Action::ActivateOutbound { owner, spi_in, .. } => {
+                    if let Err(e) = io.kernel.activate_outbound(spi_in) {
+                        error!(conn = owner.conn, spi_in = format!("{spi_in:08x}"), "installing the outbound SA: {e}");
+                        let _ = g.engine.delete_child(spi_in, now);
                     }
                 }
                 Action::DeleteChildSa(d) => {
@@ -991,6 +993,19 @@ fn drain(g: &mut Group, io: &mut Io, cfg: &DaemonConfig, now: Instant) {
                     }
                     _ => debug!(?e, "event"),
                 },
+            }
+        }
+        while let Some(t) = g.engine.poll_transmit() {
+            progress = true;
+            let natt = t.non_esp_marker || t.local.port() == 4500;
+            let port = if natt { 4500 } else { 500 };
+            let Some(s) = io.socks.iter().find(|s| s.port == port && s.v6 == t.local.is_ipv6()) else {
+                warn!(local = %t.local, "no socket to send from");
+                continue;
+            };
+            let marker: &[u8] = if t.non_esp_marker { &NON_ESP_MARKER } else { &[] };
+            if let Err(e) = s.send(t.local.ip(), t.remote, &[marker, &t.bytes]) {
+                warn!(local = %t.local, remote = %t.remote, "send: {e}");
             }
         }
         if !progress {
