@@ -152,14 +152,27 @@ static int __net_init ripsec_net_init(struct net *net)
 	return pn->state ? 0 : -ENOMEM;
 }
 
+/*
+ * Unregistering hooks does not wait for those in flight (the entries are
+ * freed by call_rcu), so it happens here: the namespace core runs
+ * synchronize_rcu() between .pre_exit and .exit, after which no hook still
+ * uses the state .exit frees. (As iptable_filter does.)
+ */
+static void __net_exit ripsec_net_pre_exit(struct net *net)
+{
+	struct ripsec_pernet *pn = ripsec_pernet(net);
+
+	mutex_lock(&pn->hooks_mutex);
+	if (pn->hooks)
+		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
+	pn->hooks = false;
+	mutex_unlock(&pn->hooks_mutex);
+}
+
 static void __net_exit ripsec_net_exit(struct net *net)
 {
 	struct ripsec_pernet *pn = ripsec_pernet(net);
 
-	/* Unregistering waits for hooks in flight (synchronize_net). */
-	if (pn->hooks)
-		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
-	pn->hooks = false;
 	/* No hook or request is left to retire SAs; what is pending is freed below. */
 	cancel_delayed_work_sync(&pn->sweep);
 	cancel_work_sync(&pn->reap);
@@ -169,6 +182,7 @@ static void __net_exit ripsec_net_exit(struct net *net)
 
 static struct pernet_operations ripsec_net_ops = {
 	.init = ripsec_net_init,
+	.pre_exit = ripsec_net_pre_exit,
 	.exit = ripsec_net_exit,
 	.id = &ripsec_net_id,
 	.size = sizeof(struct ripsec_pernet),
