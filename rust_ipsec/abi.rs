@@ -20,6 +20,7 @@ pub(crate) const CMD_POLICY_FLUSH: u8 = 9;
 pub(crate) const CMD_EV_ACQUIRE: u8 = 10;
 pub(crate) const CMD_EV_SPI_MISS: u8 = 11;
 pub(crate) const CMD_EV_EXPIRE: u8 = 12;
+pub(crate) const CMD_SA_UPDATE: u8 = 13;
 /// Every constant above with its C name, for the header check.
 pub(crate) const C_CMDS: &[(&str, u8)] = &[
     ("RIPSEC_CMD_GET_STATUS", CMD_GET_STATUS),
@@ -34,6 +35,7 @@ pub(crate) const C_CMDS: &[(&str, u8)] = &[
     ("RIPSEC_CMD_EV_ACQUIRE", CMD_EV_ACQUIRE),
     ("RIPSEC_CMD_EV_SPI_MISS", CMD_EV_SPI_MISS),
     ("RIPSEC_CMD_EV_EXPIRE", CMD_EV_EXPIRE),
+    ("RIPSEC_CMD_SA_UPDATE", CMD_SA_UPDATE),
 ];
 
 pub(crate) const A_PAD: u16 = 1;

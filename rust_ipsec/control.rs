@@ -88,8 +88,11 @@ fn ensure_tables(st: &NetState) -> CtlResult {
     Ok(())
 }
 
+/// SA add, or with `update` the replacement of an existing SA (same SPI and
+/// destination) as a whole: new keys and parameters, counters from zero. The
+/// datapath sees the old SA or the new one, never neither.
 #[inline(never)]
-fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
+fn sa_add(st: &NetState, a: &Attrs, update: bool) -> CtlResult {
     let spi = a.u32(abi::A_SPI).ok_or(reject!(EINVAL, "SPI is required"))?;
     let dir = match a.u8(abi::A_DIR) {
         Some(abi::DIR_IN) => SaDir::In,
@@ -177,8 +180,15 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         if let (Some(gr), Some(_)) = (growth, t.growth_needed()) {
             t.grow(gr).map_err(|_| reject!(ENOMEM, "out of memory growing the SA tables"))?;
         }
+        if update {
+            let old = t.find(spi, &dst).ok_or(reject!(ENOENT, "no SA with this SPI and destination to update"))?;
+            t.remove(old);
+        }
         t.insert(ksa).err()
     };
+    if update {
+        tables::reap_later(st);
+    }
     match failed {
         None => Ok(()),
         // The rejected SA (and its keys) is freed here, outside the lock.
@@ -253,18 +263,12 @@ fn sa_flush(st: &NetState, a: &Attrs) -> CtlResult<u32> {
             slots.reserve(n + 16, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
         }
     }
-    let mut removed = 0u32;
-    {
+    let removed = {
         let mut g = st.locked.lock();
-        if let Some(t) = g.tables.as_mut() {
-            // SAs added since the reservation may be missed: the flush covers
-            // those present when it was asked for.
-            let _ = t.select(peer, owner, &mut slots);
-            for &s in slots.as_slice() {
-                removed += u32::from(t.remove(s));
-            }
-        }
-    }
+        // With more SAs added since the reservation than it allows for, the
+        // flush covers those that fit (a full scan is used then).
+        g.tables.as_mut().map_or(0, |t| t.flush(peer, owner, &mut slots))
+    };
     tables::reap_later(st);
     Ok(removed)
 }
@@ -540,7 +544,8 @@ extern "C" fn ripsec_rs_nl(state: *mut c_void, cmd: u8, attrs: *mut *mut ffi::Nl
     // SAFETY: `attrs` is `info->attrs` of this request.
     let a = unsafe { Attrs::new(attrs) };
     let r: CtlResult<i32> = match cmd {
-        abi::CMD_SA_ADD => sa_add(st, &a).map(|()| 0),
+        abi::CMD_SA_ADD => sa_add(st, &a, false).map(|()| 0),
+        abi::CMD_SA_UPDATE => sa_add(st, &a, true).map(|()| 0),
         abi::CMD_SA_DEL => sa_del(st, &a).map(|()| 0),
         abi::CMD_SA_GET => sa_get(st, &a, info),
         abi::CMD_SA_FLUSH => sa_flush(st, &a).map(|n| reply(info, cmd, |m| m.put_u32(abi::A_FLUSHED, n))),

@@ -391,6 +391,7 @@ static const struct genl_small_ops ripsec_genl_ops[] = {
 	{ .cmd = RIPSEC_CMD_GET_STATUS, .doit = ripsec_nl_get_status,
 	  .flags = GENL_UNS_ADMIN_PERM },
 	RIPSEC_OP(RIPSEC_CMD_SA_ADD),
+	RIPSEC_OP(RIPSEC_CMD_SA_UPDATE),
 	RIPSEC_OP(RIPSEC_CMD_SA_DEL),
 	{ .cmd = RIPSEC_CMD_SA_GET, .doit = ripsec_nl_doit, .dumpit = ripsec_nl_dumpit,
 	  .flags = GENL_UNS_ADMIN_PERM },

@@ -503,8 +503,38 @@ impl Tables {
         self.out.sad.lookup(reqid.wrapping_add(1), peer).map(|(_, &v)| v)
     }
 
+    /// Removes the SAs matching a flush (all, by peer, by owner, or both),
+    /// using `scratch` (empty, reserved by the caller for every SA) for their slots;
+    /// returns how many. A flush by peer or by owner walks only that peer's
+    /// or owner's chain, so its cost under the lock is the SAs it removes.
+    pub(crate) fn flush(&mut self, peer: Option<IpAddr>, owner: Option<u64>, scratch: &mut KVec<u32>) -> u32 {
+        let room = scratch.capacity().saturating_sub(scratch.len()) >= self.sa_count();
+        match (peer, owner) {
+            // The chain walks unlink from the SPI index as they go, so every
+            // slot they yield must fit: they run only when room was reserved.
+            (Some(p), None) if room => {
+                self.by_spi.sad.flush_peer(&p, |_, v| {
+                    let _ = scratch.push(v, GFP_ATOMIC);
+                });
+            }
+            (None, Some(o)) if room => {
+                self.by_spi.sad.flush_owner(OwnerId(o), |_, v| {
+                    let _ = scratch.push(v, GFP_ATOMIC);
+                });
+            }
+            _ => {
+                let _ = self.select(peer, owner, scratch);
+            }
+        }
+        let mut n = 0u32;
+        for &slot in scratch.as_slice() {
+            n += u32::from(self.remove(slot));
+        }
+        n
+    }
+
     /// Slots of the SAs matching a flush (all, by peer, or by owner).
-    pub(crate) fn select(&self, peer: Option<IpAddr>, owner: Option<u64>, out: &mut KVec<u32>) -> Result {
+    fn select(&self, peer: Option<IpAddr>, owner: Option<u64>, out: &mut KVec<u32>) -> Result {
         for (_, e) in self.by_spi.sad.iter() {
             let hit = peer.map_or(true, |p| e.peer() == p) && owner.map_or(true, |o| e.owner() == OwnerId(o));
             if hit {

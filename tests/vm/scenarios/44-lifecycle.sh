@@ -98,6 +98,19 @@ check_eq "b holds exactly its two SAs afterwards" 2 "$(sa_count b)"
 check "traffic flows on the re-added SAs" nsx a ping -c 3 -i 0.2 -W 2 192.0.2.2
 check_eq "no authentication failures in b" 0 "$(ctr b in_auth_fail)"
 check "TCP ran through the churn" grep -q "sender" /tmp/iperf3-churn.log
+# Update: both ends of a -> b move to a new key in place.
+K2=0xfedcba9876543210fedcba9876543210a1a2a3a4
+check "sa update (a, outbound) to a new key" nsx a "$RIPSEC" sa update --spi 0x100 --dir out --src 192.0.2.1 \
+  --dst 192.0.2.2 --alg aes128gcm --key $K2
+check "sa update (b, inbound) to the same key" nsx b "$RIPSEC" sa update --spi 0x100 --dir in --src 192.0.2.1 \
+  --dst 192.0.2.2 --alg aes128gcm --key $K2
+check "traffic flows on the updated SAs" nsx a ping -c 3 -i 0.2 -W 2 192.0.2.2
+check_eq "still exactly two SAs in a after the update" 2 "$(sa_count a)"
+check_eq "no authentication failures in b after the update" 0 "$(ctr b in_auth_fail)"
+out=$(nsx a "$RIPSEC" sa update --spi 0x999 --dir out --src 192.0.2.1 --dst 192.0.2.2 --alg aes128gcm --key $K2 2>&1)
+rc=$?
+check "updating a missing SA fails (exit $rc)" test "$rc" -ne 0
+check "and the error says why ($out)" python3 -c 'import sys; sys.exit("no SA with this SPI" not in sys.argv[1])' "$out"
 cleanup_all
 
 # --- hard expiry racing a delete --------------------------------------------
