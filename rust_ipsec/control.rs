@@ -139,7 +139,7 @@ fn sa_add(st: &NetState, a: &Attrs, update: bool) -> CtlResult {
         },
         esn: a.has(abi::A_ESN),
         replay_window: replay_window as u16,
-        tfc_pad: a.u32(abi::A_TFC_PAD).unwrap_or(0) as u16,
+        tfc_pad: u16::try_from(a.u32(abi::A_TFC_PAD).unwrap_or(0)).map_err(|_| reject!(EINVAL, "TFC_PAD is at most 65535"))?,
         ttl: 64,
         lifetime: LifetimeLimits {
             soft_bytes: limit(abi::A_LIFE_SOFT_BYTES),

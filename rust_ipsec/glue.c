@@ -269,6 +269,9 @@ u64 ripsec_glue_random_u64(void)
 /* ---- generic netlink ---- */
 
 #define ADDR_POLICY { .type = NLA_BINARY, .len = 16 }
+/* NLA_POLICY_MAX holds an s16: wider limits need a range. */
+static const struct netlink_range_validation ripsec_tfc_pad_range = { .max = 65535 };
+
 static const struct nla_policy ripsec_policy[RIPSEC_A_MAX + 1] = {
 	[RIPSEC_A_VERSION] = { .type = NLA_REJECT },
 	[RIPSEC_A_BACKEND] = { .type = NLA_REJECT },
@@ -288,7 +291,7 @@ static const struct nla_policy ripsec_policy[RIPSEC_A_MAX + 1] = {
 	[RIPSEC_A_REPLAY_WINDOW] = NLA_POLICY_MAX(NLA_U32, 4096),
 	[RIPSEC_A_REQID] = { .type = NLA_U32 },
 	[RIPSEC_A_OWNER] = { .type = NLA_U64 },
-	[RIPSEC_A_TFC_PAD] = NLA_POLICY_MAX(NLA_U32, 65535),
+	[RIPSEC_A_TFC_PAD] = NLA_POLICY_FULL_RANGE(NLA_U32, &ripsec_tfc_pad_range),
 	[RIPSEC_A_LIFE_SOFT_BYTES] = { .type = NLA_U64 },
 	[RIPSEC_A_LIFE_HARD_BYTES] = { .type = NLA_U64 },
 	[RIPSEC_A_LIFE_SOFT_PACKETS] = { .type = NLA_U64 },

@@ -70,12 +70,15 @@ cmp -s "$root/Cargo.lock" "$ws/Cargo.lock.from" 2>/dev/null || {
   cp "$root/Cargo.lock" "$ws/Cargo.lock"; cp "$root/Cargo.lock" "$ws/Cargo.lock.from"; }
 
 export RIPSEC_KDIR=$KDIR RIPSEC_KFLAGS=$OUT/kflags
+# Cargo does not see the flags rustc-wrapper.sh adds, so a kernel with other
+# codegen flags (the debug variant's KASAN) gets a target directory of its own.
+tdir=$OUT/target-$(sha256sum "$OUT/kflags" | cut -c1-12)
 export RUSTC=$RUSTC RUSTC_WRAPPER=$here/rustc-wrapper.sh
 unset RUSTFLAGS
 # rustc warns about -soft-float on every crate (and cargo replays the warnings on
 # every build): drop those blocks, keep anything else it says.
 (cd "$ws" && "$CARGO" build -q --release -p ripsec-esp --target x86_64-unknown-linux-gnu \
-   --target-dir "$OUT/target" --message-format=json-render-diagnostics) > "$OUT/cargo.json" \
+   --target-dir "$tdir" --message-format=json-render-diagnostics) > "$OUT/cargo.json" \
    2> >(awk '/^warning: target feature `soft-float`/ { skip = 1 } skip && /^$/ { skip = 0; next } !skip' >&2)
 
 rlibs=$(python3 - "$OUT/cargo.json" <<'PY'
@@ -114,6 +117,6 @@ if objdump -d --no-show-raw-insn "$esp_dir"/*.o | grep -qE '%[xyz]mm[0-9]'; then
   exit 1
 fi
 cmp -s "$tmp/kcrates.o" "$OUT/kcrates.o" 2>/dev/null || cp "$tmp/kcrates.o" "$OUT/kcrates.o"
-echo "--extern ripsec_esp=$esp -L dependency=$OUT/target/x86_64-unknown-linux-gnu/release/deps" > "$OUT/rustflags.new"
+echo "--extern ripsec_esp=$esp -L dependency=$tdir/x86_64-unknown-linux-gnu/release/deps" > "$OUT/rustflags.new"
 cmp -s "$OUT/rustflags.new" "$OUT/rustflags" 2>/dev/null || mv "$OUT/rustflags.new" "$OUT/rustflags"
 rm -f "$OUT/rustflags.new"

@@ -62,6 +62,10 @@ check "time limits: the hard expiry came 3 to 6 s after the add" python3 -c "imp
 check "time limits: the SA is gone" sh -c "! ip netns exec a $RIPSEC sa list --json | grep -q 0x00000300"
 check_fails "a replay window above 4096 is refused" nsx a "$RIPSEC" sa add --spi 0x301 --dir in --src 192.0.2.2 \
   --dst 192.0.2.1 --alg aes128gcm --key $K --replay-window 70000
+check_fails "a TFC padding target above 65535 is refused" nsx a "$RIPSEC" sa add --spi 0x302 --dir out --src 192.0.2.1 \
+  --dst 192.0.2.2 --mode tunnel --alg aes128gcm --key $K --tfc-pad 70000
+check "a TFC padding target of 65535 is accepted" nsx a "$RIPSEC" sa add --spi 0x303 --dir out --src 192.0.2.1 \
+  --dst 192.0.2.2 --mode tunnel --alg aes128gcm --key $K --tfc-pad 65535
 cleanup_all
 
 # --- delete and re-add under traffic ----------------------------------------
