@@ -25,6 +25,12 @@ KDIR = $(shell tests/kernel/build.sh --print-dir 2>/dev/null)
 endif
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) RUSTC=$(KRUSTC) HOSTRUSTC=$(KRUSTC) BINDGEN=$(BINDGEN)
+# The debug test kernel is built with clang (KASAN with Rust needs it); modules must match.
+ifdef KDIR_IS_TEST_KERNEL
+ifeq ($(VARIANT),debug)
+KMAKE += LLVM=1
+endif
+endif
 MODULE := rust_ipsec/rust_ipsec.ko
 RIPSEC := target/release/ripsec
 

@@ -20,6 +20,7 @@ pub(crate) const CMD_POLICY_FLUSH: u8 = 9;
 pub(crate) const CMD_EV_ACQUIRE: u8 = 10;
 pub(crate) const CMD_EV_SPI_MISS: u8 = 11;
 pub(crate) const CMD_EV_EXPIRE: u8 = 12;
+pub(crate) const CMD_SA_UPDATE: u8 = 13;
 /// Every constant above with its C name, for the header check.
 pub(crate) const C_CMDS: &[(&str, u8)] = &[
     ("RIPSEC_CMD_GET_STATUS", CMD_GET_STATUS),
@@ -34,6 +35,7 @@ pub(crate) const C_CMDS: &[(&str, u8)] = &[
     ("RIPSEC_CMD_EV_ACQUIRE", CMD_EV_ACQUIRE),
     ("RIPSEC_CMD_EV_SPI_MISS", CMD_EV_SPI_MISS),
     ("RIPSEC_CMD_EV_EXPIRE", CMD_EV_EXPIRE),
+    ("RIPSEC_CMD_SA_UPDATE", CMD_SA_UPDATE),
 ];
 
 pub(crate) const A_PAD: u16 = 1;
@@ -78,6 +80,8 @@ pub(crate) const A_TMPL_TUN_SRC: u16 = 39;
 pub(crate) const A_TMPL_TUN_DST: u16 = 40;
 pub(crate) const A_MISS_COUNT: u16 = 41;
 pub(crate) const A_HARD: u16 = 42;
+pub(crate) const A_LIFE_SOFT_SECS: u16 = 43;
+pub(crate) const A_LIFE_HARD_SECS: u16 = 44;
 /// Every constant above with its C name, for the header check.
 pub(crate) const C_ATTRS: &[(&str, u16)] = &[
     ("RIPSEC_A_PAD", A_PAD),
@@ -122,10 +126,12 @@ pub(crate) const C_ATTRS: &[(&str, u16)] = &[
     ("RIPSEC_A_TMPL_TUN_DST", A_TMPL_TUN_DST),
     ("RIPSEC_A_MISS_COUNT", A_MISS_COUNT),
     ("RIPSEC_A_HARD", A_HARD),
+    ("RIPSEC_A_LIFE_SOFT_SECS", A_LIFE_SOFT_SECS),
+    ("RIPSEC_A_LIFE_HARD_SECS", A_LIFE_HARD_SECS),
 ];
 
 
-pub(crate) const A_MAX: u16 = 42;
+pub(crate) const A_MAX: u16 = 44;
 
 pub(crate) const DIR_IN: u8 = 0;
 pub(crate) const DIR_OUT: u8 = 1;

@@ -9,16 +9,18 @@ use core::net::IpAddr;
 use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 use kernel::prelude::*;
 use ripsec_esp::{
-    AeadAlg, Direction, Encap, LifetimeLimits, Mode, Policy, PolicyAction, PortRange, Prefix,
-    ProtectTemplate, Sa, SaConfig, Selector, TemplateEncap, TemplateMode,
+    AeadAlg, Direction, Encap, EspTransform, Lifetime, LifetimeLimits, Mode, Policy, PolicyAction, PortRange,
+    Prefix, ProtectTemplate, ReplayWindow, SaConfig, MAX_REPLAY_WINDOW, Selector, SeqCounter, TemplateEncap, TemplateMode,
 };
 
 use crate::abi;
 use crate::ffi;
+use crate::fpu::{self, FpuBox};
 use crate::kaead::{self, KernelAead};
 use crate::netns::{self, NetState};
 use crate::nlmsg::{Attrs, Msg, EOPNOTSUPP};
-use crate::tables::{KSa, SaDir, SaStats, Tables};
+use crate::lock::BhLock;
+use crate::tables::{self, KSa, SaDesc, SaDir, SaState, Tables};
 
 /// A rejection: errno plus the extended-ack text (static: extack keeps the pointer).
 struct Reject(Error, &'static CStr);
@@ -81,11 +83,16 @@ fn ensure_tables(st: &NetState) -> CtlResult {
         return Err(reject!(ENOMEM, "could not register the netfilter hooks"));
     }
     st.active.store(true, core::sync::atomic::Ordering::Release);
+    // SAFETY: `st.net` is the live namespace; process context.
+    unsafe { ffi::ripsec_glue_sweep_start(st.net) };
     Ok(())
 }
 
+/// SA add, or with `update` the replacement of an existing SA (same SPI and
+/// destination) as a whole: new keys and parameters, counters from zero. The
+/// datapath sees the old SA or the new one, never neither.
 #[inline(never)]
-fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
+fn sa_add(st: &NetState, a: &Attrs, update: bool) -> CtlResult {
     let spi = a.u32(abi::A_SPI).ok_or(reject!(EINVAL, "SPI is required"))?;
     let dir = match a.u8(abi::A_DIR) {
         Some(abi::DIR_IN) => SaDir::In,
@@ -113,7 +120,14 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         return Err(reject!(EINVAL, "REQID 0xffffffff is reserved"));
     }
     let replay_window = a.u32(abi::A_REPLAY_WINDOW).unwrap_or(64);
+    if replay_window > u32::from(MAX_REPLAY_WINDOW) {
+        return Err(reject!(EINVAL, "REPLAY_WINDOW is at most 4096"));
+    }
     let limit = |ty| a.u64(ty).filter(|&v| v != 0).unwrap_or(u64::MAX);
+    // Time limits count from now, in the clock the sweep reads.
+    let now = crate::events::now_ms();
+    let at = |ty| a.u64(ty).filter(|&v| v != 0).map_or(u64::MAX, |s: u64| now.saturating_add(s.saturating_mul(1000)));
+    let (soft_at, hard_at) = (at(abi::A_LIFE_SOFT_SECS), at(abi::A_LIFE_HARD_SECS));
     let cfg = SaConfig {
         spi,
         alg,
@@ -125,7 +139,7 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         },
         esn: a.has(abi::A_ESN),
         replay_window: replay_window as u16,
-        tfc_pad: a.u32(abi::A_TFC_PAD).unwrap_or(0) as u16,
+        tfc_pad: u16::try_from(a.u32(abi::A_TFC_PAD).unwrap_or(0)).map_err(|_| reject!(EINVAL, "TFC_PAD is at most 65535"))?,
         ttl: 64,
         lifetime: LifetimeLimits {
             soft_bytes: limit(abi::A_LIFE_SOFT_BYTES),
@@ -134,14 +148,12 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
             hard_packets: limit(abi::A_LIFE_HARD_PACKETS),
         },
     };
-    let (sa, kaead) = build_sa(&cfg)?;
-    let ksa = KSa {
-        sa,
-        kaead,
-        dir,
+    let (xfrm, kaead) = build_sa(&cfg)?;
+    let replay = ReplayWindow::new(cfg.replay_window, cfg.esn).map_err(|_| reject!(EINVAL, "REPLAY_WINDOW is at most 4096"))?;
+    let state = SaState { seq: SeqCounter::new(cfg.esn), replay, lifetime: Lifetime::new(cfg.lifetime) };
+    let state = BhLock::new_owned(state).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    let desc = SaDesc {
         spi,
-        src,
-        dst,
         alg: alg_id(alg),
         tunnel,
         encap,
@@ -149,8 +161,10 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         replay_window,
         reqid,
         owner: a.u64(abi::A_OWNER).unwrap_or(0),
-        stats: SaStats::default(),
+        soft_at,
+        hard_at,
     };
+    let ksa = KSa::new(xfrm, kaead, state, dir, (src, dst), desc);
     let ksa = KBox::new(ksa, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
     ensure_tables(st)?;
     // Growing allocates, so it happens outside the lock; another writer may
@@ -166,8 +180,15 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
         if let (Some(gr), Some(_)) = (growth, t.growth_needed()) {
             t.grow(gr).map_err(|_| reject!(ENOMEM, "out of memory growing the SA tables"))?;
         }
+        if update {
+            let old = t.find(spi, &dst).ok_or(reject!(ENOENT, "no SA with this SPI and destination to update"))?;
+            t.remove(old);
+        }
         t.insert(ksa).err()
     };
+    if update {
+        tables::reap_later(st);
+    }
     match failed {
         None => Ok(()),
         // The rejected SA (and its keys) is freed here, outside the lock.
@@ -176,7 +197,7 @@ fn sa_add(st: &NetState, a: &Attrs) -> CtlResult {
     }
 }
 
-type Built = (KBox<Sa>, Option<KernelAead>);
+type Built = (FpuBox<EspTransform>, Option<KernelAead>);
 
 struct BuildJob<'a, 'k> {
     cfg: &'a SaConfig<'k>,
@@ -185,8 +206,12 @@ struct BuildJob<'a, 'k> {
 
 #[inline(never)]
 fn build_sa_here(cfg: &SaConfig<'_>) -> CtlResult<Built> {
-    let sa = Sa::new(cfg).map_err(|_| reject!(EINVAL, "the SA parameters are inconsistent"))?;
-    let sa = KBox::new(sa, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    let room = KBox::<EspTransform>::new_uninit(GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
+    // Key setup runs the built-in AEAD's SIMD code.
+    let sa = fpu::section(|| EspTransform::new(cfg).map(|x| KBox::write(room, x)))
+        .ok_or(reject!(EBUSY, "the FPU is not usable here"))?
+        .map_err(|_| reject!(EINVAL, "the SA parameters are inconsistent"))?;
+    let sa = FpuBox::new(sa);
     let kaead = kaead::for_sa(cfg.alg, cfg.keymat)
         .map_err(|e| reject!(e, "aead=kernel: the kernel crypto API cannot provide this algorithm"))?;
     Ok((sa, kaead))
@@ -215,14 +240,13 @@ fn sa_key(a: &Attrs) -> CtlResult<(u32, IpAddr)> {
 
 fn sa_del(st: &NetState, a: &Attrs) -> CtlResult {
     let (spi, dst) = sa_key(a)?;
-    let gone = {
+    {
         let mut g = st.locked.lock();
         let t = g.tables.as_mut().ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
         let slot = t.find(spi, &dst).ok_or(reject!(ENOENT, "no SA with this SPI and destination"))?;
-        t.take(slot)
-    };
-    // Freed outside the lock; the AEAD wipes its keys on drop.
-    drop(gone);
+        t.remove(slot);
+    }
+    tables::reap_later(st);
     Ok(())
 }
 
@@ -230,7 +254,6 @@ fn sa_flush(st: &NetState, a: &Attrs) -> CtlResult<u32> {
     let peer = a.addr(abi::A_PEER).map_err(|()| reject!(EINVAL, "addresses are 4 or 16 bytes"))?;
     let owner = a.u64(abi::A_OWNER);
     let mut slots = KVec::new();
-    let mut gone: KVec<KBox<KSa>> = KVec::new();
     {
         let g = st.locked.lock();
         if let Some(t) = g.tables.as_ref() {
@@ -238,23 +261,16 @@ fn sa_flush(st: &NetState, a: &Attrs) -> CtlResult<u32> {
             drop(g);
             // Room for the worst case, reserved outside the lock.
             slots.reserve(n + 16, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
-            gone.reserve(n + 16, GFP_KERNEL).map_err(|_| reject!(ENOMEM, "out of memory"))?;
         }
     }
-    {
+    let removed = {
         let mut g = st.locked.lock();
-        if let Some(t) = g.tables.as_mut() {
-            let _ = t.select(peer, owner, &mut slots);
-            for &s in slots.as_slice() {
-                if let Some(sa) = t.take(s) {
-                    // Room was reserved for every SA present then; one added
-                    // since is dropped (keys wiped) under the lock instead.
-                    let _ = gone.push(sa, GFP_ATOMIC);
-                }
-            }
-        }
-    }
-    Ok(slots.len() as u32)
+        // With more SAs added since the reservation than it allows for, the
+        // flush covers those that fit (a full scan is used then).
+        g.tables.as_mut().map_or(0, |t| t.flush(peer, owner, &mut slots))
+    };
+    tables::reap_later(st);
+    Ok(removed)
 }
 
 /// What a reply says about an SA, copied out so the reply can be built after
@@ -278,7 +294,12 @@ struct SaSnap {
 impl From<&KSa> for SaSnap {
     fn from(sa: &KSa) -> Self {
         let out = sa.dir == SaDir::Out;
-        let seq = if out { sa.sa.seq.peek().saturating_sub(1) } else { sa.sa.replay.top() };
+        let (seq, replayed, too_old) = {
+            let s = sa.state.lock();
+            let seq = if out { s.seq.peek().saturating_sub(1) } else { s.replay.top() };
+            (seq, s.replay.replayed(), s.replay.too_old())
+        };
+        let stat = |c: &core::sync::atomic::AtomicU64| c.load(core::sync::atomic::Ordering::Relaxed);
         SaSnap {
             spi: sa.spi,
             out,
@@ -292,11 +313,11 @@ impl From<&KSa> for SaSnap {
             reqid: sa.reqid,
             owner: sa.owner,
             stats: [
-                sa.stats.packets,
-                sa.stats.bytes,
-                sa.stats.auth_fail,
-                sa.sa.replay.replayed(),
-                sa.sa.replay.too_old(),
+                stat(&sa.stats.packets),
+                stat(&sa.stats.bytes),
+                stat(&sa.stats.auth_fail),
+                replayed,
+                too_old,
                 seq,
             ],
         }
@@ -523,7 +544,8 @@ extern "C" fn ripsec_rs_nl(state: *mut c_void, cmd: u8, attrs: *mut *mut ffi::Nl
     // SAFETY: `attrs` is `info->attrs` of this request.
     let a = unsafe { Attrs::new(attrs) };
     let r: CtlResult<i32> = match cmd {
-        abi::CMD_SA_ADD => sa_add(st, &a).map(|()| 0),
+        abi::CMD_SA_ADD => sa_add(st, &a, false).map(|()| 0),
+        abi::CMD_SA_UPDATE => sa_add(st, &a, true).map(|()| 0),
         abi::CMD_SA_DEL => sa_del(st, &a).map(|()| 0),
         abi::CMD_SA_GET => sa_get(st, &a, info),
         abi::CMD_SA_FLUSH => sa_flush(st, &a).map(|n| reply(info, cmd, |m| m.put_u32(abi::A_FLUSHED, n))),

@@ -3,25 +3,29 @@
 //! routing; inbound ESP (raw and UDP-encapsulated) decapsulation and the
 //! inbound policy check before local delivery.
 //!
-//! v1 locking: one per-namespace spinlock (BHs off) covers the lookup and the
-//! per-SA state (sequence number, replay window, lifetime) and the crypto of
-//! one packet. Packets leave (and tunnel-mode packets are re-received) only
-//! after the lock is dropped.
+//! Locking: the namespace's spinlock (BHs off) covers only the policy and SA
+//! lookups. The SA found is then used under an RCU read section (removed SAs
+//! are freed after a grace period), GSO segmentation and the crypto run
+//! without any lock, and the SA's own lock is held just long enough to take
+//! a sequence number or to check and commit the replay window. Two CPUs can
+//! so encrypt for one SA, or for different SAs of one namespace, at once.
 
 use core::ffi::c_void;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ripsec_esp::{
-    parse_inbound, Direction, Error as EspError, EspCipher, Flow, LifetimeEvent, PacketBuf, PolicyAction,
+    parse_inbound, Direction, Error as EspError, Flow, LifetimeEvent, PacketBuf, PolicyAction,
     TemplateMode, NAT_T_PORT, PROTO_ESP, PROTO_UDP,
 };
 
 use crate::events::{self, Event};
 use crate::ffi::{self, SkBuff, NF_ACCEPT, NF_DROP, NF_STOLEN};
+use crate::lock::RcuGuard;
 use crate::netns::{self, Counter, NetState};
-use crate::tables::{SaDir, Tables};
+use crate::tables::{self, KSa, SaDir};
 
 const PROTO_TCP: u8 = 6;
 const PROTO_SCTP: u8 = 132;
+const PROTO_ICMPV6: u8 = 58;
 
 /// The first bytes of the packet from its network header, copied out (the
 /// skb may be non-linear).
@@ -69,6 +73,15 @@ fn flow_of(h: &[u8]) -> Option<Flow> {
     Some(Flow { src, dst, proto, sport, dport })
 }
 
+/// IPv6 neighbour and router discovery (ICMPv6 types 133 to 137) is never
+/// subject to IPsec policy, as libreswan's default bypass policies have it:
+/// the link-layer address of a peer must be resolvable before any SA exists,
+/// and after a failover the package address answers from a node that holds
+/// none of the old SAs. (Without extension headers: ND never carries them.)
+fn is_neighbour_discovery(h: &[u8], flow: &Flow) -> bool {
+    flow.proto == PROTO_ICMPV6 && flow.src.is_ipv6() && matches!(h.get(40), Some(133..=137))
+}
+
 /// RFC 3948 demultiplexing on port 4500, as Linux does it: ESP when the
 /// payload is longer than an ESP header and does not start with the 4-byte
 /// zero non-ESP marker; anything else (IKE, keepalives) goes to the socket.
@@ -100,42 +113,37 @@ unsafe fn packet_buf<'a>(skb: *mut SkBuff) -> Option<PacketBuf<'a>> {
     PacketBuf::new(buf, v.network as usize, len).ok()
 }
 
-fn expire_event(t: &Tables, slot: u32, ev: LifetimeEvent) -> Option<Event> {
-    let hard = match ev {
-        LifetimeEvent::None => return None,
-        LifetimeEvent::Soft => false,
-        LifetimeEvent::Hard | LifetimeEvent::SoftAndHard => true,
-    };
-    let sa = t.sa(slot)?;
-    Some(Event::Expire {
-        spi: sa.spi,
-        dst: sa.dst,
-        dir_out: sa.dir == SaDir::Out,
-        reqid: sa.reqid,
-        owner: sa.owner,
-        hard,
-    })
+fn expire_event(sa: &KSa, ev: LifetimeEvent) -> Option<Event> {
+    match ev {
+        LifetimeEvent::None => None,
+        LifetimeEvent::Soft => Some(sa.expire_event(false)),
+        LifetimeEvent::Hard | LifetimeEvent::SoftAndHard => Some(sa.expire_event(true)),
+    }
 }
 
-/// Encapsulates the packets of `list` (one packet, or GSO segments) with the SA
-/// in `slot`. Returns the encapsulated ones, linked, to be sent after unlocking.
-fn encapsulate_list(st: &NetState, t: &mut Tables, slot: u32, mut list: *mut SkBuff, ev: &mut Option<Event>) -> (*mut SkBuff, bool) {
+/// Removes an SA whose hard lifetime ran out, unless something else did.
+fn retire_expired(st: &NetState, slot: u32, sa: *const KSa) {
+    let removed = st.locked.lock().tables.as_mut().is_some_and(|t| t.remove_if(slot, sa));
+    if removed {
+        tables::reap_later(st);
+    }
+}
+
+/// Encapsulates the packets of `list` (one packet, or GSO segments) with
+/// `sa`. Returns the encapsulated ones, linked, and whether the SA's hard
+/// lifetime ran out.
+fn encapsulate_list(st: &NetState, sa: &KSa, mut list: *mut SkBuff, ev: &mut Option<Event>) -> (*mut SkBuff, bool) {
     let (mut head, mut tail): (*mut SkBuff, *mut SkBuff) = (core::ptr::null_mut(), core::ptr::null_mut());
     let mut hard = false;
     while !list.is_null() {
         let skb = list;
         // SAFETY: `skb` is on our private list.
         list = unsafe { ffi::ripsec_skb_unlink_next(skb) };
-        let Some(sa) = t.sa_mut(slot) else {
-            // SAFETY: ours to free.
-            unsafe { ffi::ripsec_skb_free(skb) };
-            continue;
-        };
         let mut v = ffi::SkbView::default();
         // SAFETY: live packet.
         unsafe { ffi::ripsec_skb_view(skb, &mut v) };
-        let hr = sa.sa.xfrm.headroom_needed();
-        let tr = sa.sa.xfrm.tailroom_needed(v.len as usize);
+        let hr = sa.xfrm.headroom_needed();
+        let tr = sa.xfrm.tailroom_needed(v.len as usize);
         let overhead = hr.saturating_add(tr) as u32;
         // SAFETY: live packet, owned by this hook.
         let ok = unsafe { ffi::ripsec_skb_prepare(skb, hr as u32, tr as u32) } == 0;
@@ -155,17 +163,15 @@ fn encapsulate_list(st: &NetState, t: &mut Tables, slot: u32, mut list: *mut SkB
             continue;
         };
         let plain = pkt.len() as u64;
-        let kaead = sa.kaead.as_ref().filter(|k| k.usable());
-        match sa.sa.encapsulate_using(&mut pkt, kaead.map(|k| k as &dyn EspCipher)) {
-            Ok(lev) => {
-                sa.stats.packets = sa.stats.packets.saturating_add(1);
-                sa.stats.bytes = sa.stats.bytes.saturating_add(plain);
+        let (res, lev) = sa.encapsulate(&mut pkt);
+        if lev != LifetimeEvent::None {
+            hard |= matches!(lev, LifetimeEvent::Hard | LifetimeEvent::SoftAndHard);
+            *ev = expire_event(sa, lev).or(ev.take());
+        }
+        match res {
+            Ok(()) => {
                 st.bump(Counter::OutPackets);
                 st.add(Counter::OutBytes, plain);
-                if lev != LifetimeEvent::None {
-                    hard |= matches!(lev, LifetimeEvent::Hard | LifetimeEvent::SoftAndHard);
-                    *ev = expire_event(t, slot, lev).or(ev.take());
-                }
                 let (start, len) = (pkt.start() as u32, pkt.len() as u32);
                 // SAFETY: the packet now spans head+start..+len.
                 unsafe { ffi::ripsec_skb_output_prepare(skb, start, len) };
@@ -199,8 +205,11 @@ fn output(st: &NetState, skb: *mut SkBuff, pf: u8, sk: *mut ffi::Sock) -> u32 {
     let mut hdr = [0u8; 64];
     let n = peek(skb, &mut hdr);
     let Some(flow) = hdr.get(..n).and_then(flow_of) else { return NF_ACCEPT };
-    let mut event = None;
-    let (list, tunnel, gone) = {
+    if is_neighbour_discovery(hdr.get(..n).unwrap_or(&[]), &flow) {
+        return NF_ACCEPT;
+    }
+    let rcu = RcuGuard::new();
+    let (slot, sa, tunnel) = {
         let mut g = st.locked.lock();
         let now = events::now_ms();
         let locked = &mut *g;
@@ -218,7 +227,7 @@ fn output(st: &NetState, skb: *mut SkBuff, pf: u8, sk: *mut ffi::Sock) -> u32 {
             TemplateMode::Tunnel { remote, .. } => (remote, true),
             TemplateMode::Transport => (flow.dst, false),
         };
-        let Some(slot) = t.find_out(tmpl.reqid, &peer) else {
+        let Some((slot, sa)) = t.find_out(tmpl.reqid, &peer).and_then(|s| Some((s, t.sa_rcu(s, &rcu)?))) else {
             // No SA yet: the packet is dropped (not queued) and the daemon told,
             // at most once a second per policy and peer.
             st.bump(Counter::OutNoSa);
@@ -230,19 +239,24 @@ fn output(st: &NetState, skb: *mut SkBuff, pf: u8, sk: *mut ffi::Sock) -> u32 {
             }
             return NF_DROP;
         };
-        // GSO packets are segmented first: each segment gets its own ESP header.
-        // SAFETY: live packet, ours from here on (the hook returns NF_STOLEN).
-        let list = if unsafe { ffi::ripsec_skb_is_gso(skb) } != 0 {
-            // SAFETY: consumes `skb`, returns the segments or null.
-            unsafe { ffi::ripsec_skb_segment(skb) }
-        } else {
-            skb
-        };
-        let (out, hard) = encapsulate_list(st, t, slot, list, &mut event);
-        let gone = if hard { t.take(slot) } else { None };
-        (out, tunnel, gone)
+        (slot, sa, tunnel)
     };
-    drop(gone);
+    // Segmenting and encrypting happen without the namespace lock.
+    // GSO packets are segmented first: each segment gets its own ESP header.
+    // SAFETY: live packet, ours from here on (the hook returns NF_STOLEN).
+    let list = if unsafe { ffi::ripsec_skb_is_gso(skb) } != 0 {
+        // SAFETY: consumes `skb`, returns the segments or null.
+        unsafe { ffi::ripsec_skb_segment(skb) }
+    } else {
+        skb
+    };
+    let mut event = None;
+    let (list, hard) = encapsulate_list(st, &sa, list, &mut event);
+    if hard {
+        retire_expired(st, slot, sa.as_ptr());
+    }
+    drop(sa);
+    drop(rcu);
     if let Some(ev) = event {
         events::send(st, ev);
     }
@@ -264,6 +278,9 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
     let n = peek(skb, &mut hdr);
     let Some(flow) = hdr.get(..n).and_then(flow_of) else { return NF_ACCEPT };
     let is_esp = flow.proto == PROTO_ESP || (flow.proto == PROTO_UDP && flow.dport == NAT_T_PORT);
+    if is_neighbour_discovery(hdr.get(..n).unwrap_or(&[]), &flow) {
+        return NF_ACCEPT;
+    }
     if !is_esp {
         return cleartext_in(st, skb, &flow);
     }
@@ -291,8 +308,8 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
             return NF_DROP;
         }
     };
-    let mut event = None;
-    let (tunnel, start, len, gone) = {
+    let rcu = RcuGuard::new();
+    let (slot, sa) = {
         let mut g = st.locked.lock();
         let now = events::now_ms();
         let locked = &mut *g;
@@ -300,51 +317,46 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
         if t.is_empty() {
             return NF_ACCEPT;
         }
-        let Some(slot) = t.find(info.spi, &info.dst) else {
+        let Some((slot, sa)) = t.find(info.spi, &info.dst).and_then(|s| Some((s, t.sa_rcu(s, &rcu)?))) else {
             st.bump(Counter::InNoSa);
-            if let Some(count) = t.limiter.allow_miss(&info.src, now) {
-                event = Some(Event::SpiMiss { spi: info.spi, src: info.src, dst: info.dst, udp: info.udp, count });
-            }
+            let event = t
+                .limiter
+                .allow_miss(&info.src, now)
+                .map(|count| Event::SpiMiss { spi: info.spi, src: info.src, dst: info.dst, udp: info.udp, count });
             drop(g);
             if let Some(ev) = event {
                 events::send(st, ev);
             }
             return NF_DROP;
         };
-        let Some(sa) = t.sa_mut(slot) else { return NF_DROP };
-        if sa.dir != SaDir::In {
-            st.bump(Counter::InNoSa);
+        (slot, sa)
+    };
+    if sa.dir != SaDir::In {
+        st.bump(Counter::InNoSa);
+        return NF_DROP;
+    }
+    let (d, lev) = match sa.decapsulate(&mut pkt, &info) {
+        Ok(x) => x,
+        Err(e) => {
+            st.bump(match e {
+                EspError::AuthFailed => Counter::InAuthFail,
+                EspError::Replay => Counter::InReplay,
+                EspError::TooOld => Counter::InTooOld,
+                _ => Counter::InMalformed,
+            });
             return NF_DROP;
         }
-        let kaead = sa.kaead.as_ref().filter(|k| k.usable());
-        match sa.sa.decapsulate_using(&mut pkt, &info, kaead.map(|k| k as &dyn EspCipher)) {
-            Ok((d, lev)) => {
-                sa.stats.packets = sa.stats.packets.saturating_add(1);
-                sa.stats.bytes = sa.stats.bytes.saturating_add(d.payload_len as u64);
-                st.bump(Counter::InPackets);
-                st.add(Counter::InBytes, d.payload_len as u64);
-                let tunnel = sa.tunnel;
-                event = expire_event(t, slot, lev);
-                let hard = matches!(lev, LifetimeEvent::Hard | LifetimeEvent::SoftAndHard);
-                let gone = if hard { t.take(slot) } else { None };
-                (tunnel, pkt.start() as u32, pkt.len() as u32, gone)
-            }
-            Err(e) => {
-                let c = match e {
-                    EspError::AuthFailed => {
-                        sa.stats.auth_fail = sa.stats.auth_fail.saturating_add(1);
-                        Counter::InAuthFail
-                    }
-                    EspError::Replay => Counter::InReplay,
-                    EspError::TooOld => Counter::InTooOld,
-                    _ => Counter::InMalformed,
-                };
-                st.bump(c);
-                return NF_DROP;
-            }
-        }
     };
-    drop(gone);
+    st.bump(Counter::InPackets);
+    st.add(Counter::InBytes, d.payload_len as u64);
+    let tunnel = sa.tunnel;
+    let event = expire_event(&sa, lev);
+    if matches!(lev, LifetimeEvent::Hard | LifetimeEvent::SoftAndHard) {
+        retire_expired(st, slot, sa.as_ptr());
+    }
+    drop(sa);
+    drop(rcu);
+    let (start, len) = (pkt.start() as u32, pkt.len() as u32);
     if let Some(ev) = event {
         events::send(st, ev);
     }

@@ -62,6 +62,13 @@ extern "C" {
     pub(crate) fn ripsec_glue_hooks_enable(net: *mut Net) -> i32;
     pub(crate) fn ripsec_glue_lock(lock: *mut SpinLockT);
     pub(crate) fn ripsec_glue_unlock(lock: *mut SpinLockT);
+    pub(crate) fn ripsec_glue_lock_new() -> *mut SpinLockT;
+    pub(crate) fn ripsec_glue_lock_free(lock: *mut SpinLockT);
+    pub(crate) fn ripsec_glue_rcu_read_lock();
+    pub(crate) fn ripsec_glue_rcu_read_unlock();
+    pub(crate) fn ripsec_glue_synchronize_rcu();
+    pub(crate) fn ripsec_glue_reap_later(net: *mut Net);
+    pub(crate) fn ripsec_glue_sweep_start(net: *mut Net);
     pub(crate) fn ripsec_glue_call_on_worker(f: extern "C" fn(*mut core::ffi::c_void), arg: *mut core::ffi::c_void);
     pub(crate) fn ripsec_glue_now_ms() -> u64;
     pub(crate) fn ripsec_glue_random_u64() -> u64;
@@ -80,6 +87,7 @@ extern "C" {
     pub(crate) fn ripsec_glue_nest_start(msg: *mut SkBuff, ty: u16) -> *mut NlAttr;
     pub(crate) fn ripsec_glue_nest_end(msg: *mut SkBuff, nest: *mut NlAttr);
 
+    pub(crate) fn ripsec_glue_fpu_call(arg: *mut core::ffi::c_void) -> i32;
     pub(crate) fn ripsec_glue_aead_mode() -> i32;
     pub(crate) fn ripsec_kaead_new(alg: u8, keymat: *const u8, keylen: u32, needs_simd: *mut i32, err: *mut i32) -> *mut CryptoAead;
     pub(crate) fn ripsec_kaead_free(tfm: *mut CryptoAead);

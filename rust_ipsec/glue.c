@@ -6,6 +6,7 @@
  * here; every decision and all state live in Rust.
  */
 #include <crypto/aead.h>
+#include <asm/fpu/api.h>
 #include <asm/simd.h>
 #include <crypto/internal/simd.h>
 #include <linux/module.h>
@@ -20,6 +21,8 @@
 #include <linux/skbuff.h>
 #include <linux/timekeeping.h>
 #include <linux/workqueue.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
 #include <net/dst.h>
 #include <net/genetlink.h>
 #include <net/gso.h>
@@ -53,6 +56,8 @@ struct ripsec_pernet {
 	spinlock_t lock;	/* serialises Rust's tables; taken with BHs off */
 	struct mutex hooks_mutex;
 	bool hooks;		/* netfilter hooks registered in this namespace */
+	struct work_struct reap; /* frees removed SAs after an RCU grace period */
+	struct delayed_work sweep; /* time lifetimes, once a second */
 };
 
 static struct ripsec_pernet *ripsec_pernet(const struct net *net)
@@ -103,31 +108,81 @@ int ripsec_glue_hooks_enable(struct net *net)
 	return err;
 }
 
+static void ripsec_reap_fn(struct work_struct *work)
+{
+	struct ripsec_pernet *pn = container_of(work, struct ripsec_pernet, reap);
+
+	ripsec_rs_reap(pn->state);
+}
+
+/*
+ * Removed SAs may still be in use by packets on other CPUs (the datapath
+ * holds them under rcu_read_lock, not the table lock, while it encrypts):
+ * they are freed from a worker after synchronize_rcu().
+ */
+void ripsec_glue_reap_later(struct net *net)
+{
+	schedule_work(&ripsec_pernet(net)->reap);
+}
+
+static void ripsec_sweep_fn(struct work_struct *work)
+{
+	struct ripsec_pernet *pn = container_of(to_delayed_work(work), struct ripsec_pernet, sweep);
+
+	if (ripsec_rs_sweep(pn->state))
+		schedule_delayed_work(&pn->sweep, HZ);
+}
+
+/* Starts the time-lifetime sweep once the namespace has tables. */
+void ripsec_glue_sweep_start(struct net *net)
+{
+	schedule_delayed_work(&ripsec_pernet(net)->sweep, HZ);
+}
+
 static int __net_init ripsec_net_init(struct net *net)
 {
 	struct ripsec_pernet *pn = ripsec_pernet(net);
 
 	spin_lock_init(&pn->lock);
 	mutex_init(&pn->hooks_mutex);
+	INIT_WORK(&pn->reap, ripsec_reap_fn);
+	INIT_DELAYED_WORK(&pn->sweep, ripsec_sweep_fn);
 	pn->hooks = false;
 	pn->state = ripsec_rs_net_init(net, net->net_cookie, &pn->lock);
 	return pn->state ? 0 : -ENOMEM;
+}
+
+/*
+ * Unregistering hooks does not wait for those in flight (the entries are
+ * freed by call_rcu), so it happens here: the namespace core runs
+ * synchronize_rcu() between .pre_exit and .exit, after which no hook still
+ * uses the state .exit frees. (As iptable_filter does.)
+ */
+static void __net_exit ripsec_net_pre_exit(struct net *net)
+{
+	struct ripsec_pernet *pn = ripsec_pernet(net);
+
+	mutex_lock(&pn->hooks_mutex);
+	if (pn->hooks)
+		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
+	pn->hooks = false;
+	mutex_unlock(&pn->hooks_mutex);
 }
 
 static void __net_exit ripsec_net_exit(struct net *net)
 {
 	struct ripsec_pernet *pn = ripsec_pernet(net);
 
-	/* Unregistering waits for hooks in flight (synchronize_net). */
-	if (pn->hooks)
-		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
-	pn->hooks = false;
+	/* No hook or request is left to retire SAs; what is pending is freed below. */
+	cancel_delayed_work_sync(&pn->sweep);
+	cancel_work_sync(&pn->reap);
 	ripsec_rs_net_exit(pn->state);
 	pn->state = NULL;
 }
 
 static struct pernet_operations ripsec_net_ops = {
 	.init = ripsec_net_init,
+	.pre_exit = ripsec_net_pre_exit,
 	.exit = ripsec_net_exit,
 	.id = &ripsec_net_id,
 	.size = sizeof(struct ripsec_pernet),
@@ -141,6 +196,36 @@ void ripsec_glue_lock(spinlock_t *lock)
 void ripsec_glue_unlock(spinlock_t *lock)
 {
 	spin_unlock_bh(lock);
+}
+
+/* One lock per SA (sequence number, replay window, lifetime, counters). */
+spinlock_t *ripsec_glue_lock_new(void)
+{
+	spinlock_t *lock = kmalloc(sizeof(*lock), GFP_KERNEL);
+
+	if (lock)
+		spin_lock_init(lock);
+	return lock;
+}
+
+void ripsec_glue_lock_free(spinlock_t *lock)
+{
+	kfree(lock);
+}
+
+void ripsec_glue_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void ripsec_glue_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+void ripsec_glue_synchronize_rcu(void)
+{
+	synchronize_rcu();
 }
 
 struct ripsec_stack_call {
@@ -184,6 +269,9 @@ u64 ripsec_glue_random_u64(void)
 /* ---- generic netlink ---- */
 
 #define ADDR_POLICY { .type = NLA_BINARY, .len = 16 }
+/* NLA_POLICY_MAX holds an s16: wider limits need a range. */
+static const struct netlink_range_validation ripsec_tfc_pad_range = { .max = 65535 };
+
 static const struct nla_policy ripsec_policy[RIPSEC_A_MAX + 1] = {
 	[RIPSEC_A_VERSION] = { .type = NLA_REJECT },
 	[RIPSEC_A_BACKEND] = { .type = NLA_REJECT },
@@ -203,11 +291,13 @@ static const struct nla_policy ripsec_policy[RIPSEC_A_MAX + 1] = {
 	[RIPSEC_A_REPLAY_WINDOW] = NLA_POLICY_MAX(NLA_U32, 4096),
 	[RIPSEC_A_REQID] = { .type = NLA_U32 },
 	[RIPSEC_A_OWNER] = { .type = NLA_U64 },
-	[RIPSEC_A_TFC_PAD] = NLA_POLICY_MAX(NLA_U32, 65535),
+	[RIPSEC_A_TFC_PAD] = NLA_POLICY_FULL_RANGE(NLA_U32, &ripsec_tfc_pad_range),
 	[RIPSEC_A_LIFE_SOFT_BYTES] = { .type = NLA_U64 },
 	[RIPSEC_A_LIFE_HARD_BYTES] = { .type = NLA_U64 },
 	[RIPSEC_A_LIFE_SOFT_PACKETS] = { .type = NLA_U64 },
 	[RIPSEC_A_LIFE_HARD_PACKETS] = { .type = NLA_U64 },
+	[RIPSEC_A_LIFE_SOFT_SECS] = { .type = NLA_U64 },
+	[RIPSEC_A_LIFE_HARD_SECS] = { .type = NLA_U64 },
 	[RIPSEC_A_PEER] = ADDR_POLICY,
 	[RIPSEC_A_FLUSHED] = { .type = NLA_REJECT },
 	[RIPSEC_A_STATS] = { .type = NLA_REJECT },
@@ -304,6 +394,7 @@ static const struct genl_small_ops ripsec_genl_ops[] = {
 	{ .cmd = RIPSEC_CMD_GET_STATUS, .doit = ripsec_nl_get_status,
 	  .flags = GENL_UNS_ADMIN_PERM },
 	RIPSEC_OP(RIPSEC_CMD_SA_ADD),
+	RIPSEC_OP(RIPSEC_CMD_SA_UPDATE),
 	RIPSEC_OP(RIPSEC_CMD_SA_DEL),
 	{ .cmd = RIPSEC_CMD_SA_GET, .doit = ripsec_nl_doit, .dumpit = ripsec_nl_dumpit,
 	  .flags = GENL_UNS_ADMIN_PERM },
@@ -655,12 +746,55 @@ void ripsec_skb_free(struct sk_buff *skb)
 	kfree_skb(skb);
 }
 
+/* ---- FPU sections for the built-in RustCrypto AEAD ---- */
+
+/*
+ * Runs ripsec_rs_fpu_run(arg) inside a kernel FPU section, or returns 0
+ * without running it where this context may not use the FPU.
+ *
+ * Bottom halves stay off for the section (as kernel_fpu_begin() itself does
+ * from 6.15 on): otherwise a softirq interrupting it would find the FPU taken
+ * and have to drop its packet.
+ *
+ * The call is made on a 16-byte-aligned stack pointer. The code it reaches
+ * (ripsec-aead, the RustCrypto crates) is SIMD code that, like any x86-64
+ * code, assumes the SysV stack alignment and keeps 16-byte vectors in
+ * aligned stack slots; the kernel is built for 8-byte stack alignment and
+ * rustc cannot be told otherwise (rust-lang/rust#128833). The switch is the
+ * kernel's call_on_stack() pattern (asm/irq_stack.h), which objtool knows,
+ * onto an aligned address below the current frame of the same stack.
+ */
+int ripsec_glue_fpu_call(void *arg)
+{
+	register void *tos asm("r11");
+
+	local_bh_disable();
+	if (!irq_fpu_usable()) {
+		local_bh_enable();
+		return 0;
+	}
+	kernel_fpu_begin();
+	/* No red zone in the kernel: nothing lives below the stack pointer. */
+	tos = (void *)(ALIGN_DOWN(current_stack_pointer, 16) - 16);
+	asm_inline volatile(
+		"movq	%%rsp, (%[tos])\n"
+		"movq	%[tos], %%rsp\n"
+		"movq	%[arg1], %%rdi\n"
+		"call	%c[__func]\n"
+		"popq	%%rsp\n"
+		: "+r" (tos), ASM_CALL_CONSTRAINT
+		: [__func] "i" (ripsec_rs_fpu_run), [tos] "r" (tos), [arg1] "r" (arg)
+		: "cc", "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "memory");
+	kernel_fpu_end();
+	local_bh_enable();
+	return 1;
+}
+
 /* ---- the kernel crypto API as an ESP AEAD ---- */
 
 /*
- * Requests live in a per-CPU scratch area: the datapath runs with BHs off
- * (under the namespace lock), so one request per CPU is enough and the hot
- * path allocates nothing. Transforms whose request does not fit are refused
+ * Requests live in a per-CPU scratch area, used with BHs off, so one request
+ * per CPU is enough and the hot path allocates nothing. Transforms whose request does not fit are refused
  * at SA setup and the SA uses the built-in code.
  */
 #define RIPSEC_AEAD_REQ_MAX 1024

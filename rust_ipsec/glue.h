@@ -36,6 +36,13 @@ u32 ripsec_glue_counter_max(void);
 int ripsec_glue_hooks_enable(struct net *net);
 void ripsec_glue_lock(spinlock_t *lock);
 void ripsec_glue_unlock(spinlock_t *lock);
+spinlock_t *ripsec_glue_lock_new(void);
+void ripsec_glue_lock_free(spinlock_t *lock);
+void ripsec_glue_rcu_read_lock(void);
+void ripsec_glue_rcu_read_unlock(void);
+void ripsec_glue_synchronize_rcu(void);
+void ripsec_glue_reap_later(struct net *net);
+void ripsec_glue_sweep_start(struct net *net);
 void ripsec_glue_call_on_worker(void (*fn)(void *arg), void *arg);
 u64 ripsec_glue_now_ms(void);
 u64 ripsec_glue_random_u64(void);
@@ -72,6 +79,10 @@ int ripsec_skb_input_tunnel(struct sk_buff *skb, u32 start, u32 len);
 int ripsec_skb_decapsulated(struct sk_buff *skb);
 void ripsec_skb_free(struct sk_buff *skb);
 
+/* FPU sections: runs ripsec_rs_fpu_run(arg) in one; 0 (not run) where the FPU is unusable. */
+int ripsec_glue_fpu_call(void *arg);
+void ripsec_rs_fpu_run(void *arg);
+
 /* The kernel crypto API as an ESP AEAD (module parameter aead=). */
 enum { RIPSEC_AEAD_AUTO = 0, RIPSEC_AEAD_KERNEL = 1, RIPSEC_AEAD_RUSTCRYPTO = 2 };
 enum { RIPSEC_KAEAD_AES_GCM = 1, RIPSEC_KAEAD_CHACHA20_POLY1305 = 2 };
@@ -87,6 +98,8 @@ int ripsec_kaead_crypt(struct crypto_aead *tfm, u8 *start, u32 assoclen, u32 tex
 /* Rust, called from C. */
 void *ripsec_rs_net_init(struct net *net, u64 netns_cookie, spinlock_t *lock);
 void ripsec_rs_net_exit(void *state);
+void ripsec_rs_reap(void *state);
+int ripsec_rs_sweep(void *state);
 u32 ripsec_rs_read_counters(void *state, u64 *counters, u32 n);
 const char *ripsec_rs_version(void);
 const char *ripsec_rs_backend(void);

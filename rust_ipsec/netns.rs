@@ -125,8 +125,10 @@ extern "C" fn ripsec_rs_net_exit(state: *mut c_void) {
         return;
     }
     // SAFETY: `state` came from `KBox::into_raw` in `ripsec_rs_net_init`; the glue
-    // calls this once per namespace after unregistering its hooks (which waits
-    // for packets in flight) and after the last netlink request.
+    // calls this once per namespace, from `.exit`: its hooks were unregistered
+    // in `.pre_exit` and the namespace core waited for an RCU grace period
+    // since, so no packet is still in them; no netlink request is left; the
+    // reaper and the sweep were cancelled.
     let b = unsafe { KBox::from_raw(state.cast::<NetState>()) };
     pr_debug!("netns {} state freed\n", b.cookie);
     // Dropping the tables drops every SA; their keys are wiped on drop.

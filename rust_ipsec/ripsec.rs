@@ -14,6 +14,7 @@ mod control;
 mod datapath;
 mod events;
 mod ffi;
+mod fpu;
 mod kaead;
 mod lock;
 mod netns;

@@ -3,11 +3,21 @@
 //! tables over storage this file allocates with `kvmalloc` and owns.
 
 use core::net::IpAddr;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use kernel::alloc::{flags::{GFP_ATOMIC, GFP_KERNEL}, KBox, KVVec, KVec};
 use kernel::prelude::*;
-use crate::events::Limiter;
+use crate::events::{self, Event, Limiter};
+use crate::ffi;
+use crate::fpu::{self, FpuBox};
 use crate::kaead::KernelAead;
-use ripsec_esp::{OwnerId, Policy, PolicyId, PolicySlot, Sa, Sad, SadBucket, SadEntry, Spd};
+use crate::lock::{BhLock, RcuGuard, RcuRef};
+use crate::netns::NetState;
+use ripsec_esp::{
+    Decapsulated, Error as EspError, EspCipher, EspTransform, InboundEsp, Lifetime, LifetimeEvent, OwnerId,
+    PacketBuf, Policy, PolicyId, PolicySlot, ReplayWindow, Result as EspResult, Sad, SadBucket, SadEntry, SeqCounter,
+    Spd,
+};
 
 type SadK = Sad<u32, KVVec<SadBucket>, KVVec<SadEntry<u32>>>;
 type SpdK = Spd<KVVec<PolicySlot>, KVVec<u32>, KVVec<u32>>;
@@ -48,21 +58,61 @@ pub(crate) enum SaDir {
     Out,
 }
 
-/// Per-SA statistics beyond what `ripsec_esp` counts.
-#[derive(Default, Clone, Copy)]
+/// Per-SA statistics beyond what `ripsec_esp` counts; atomics, so the
+/// datapath bumps them without the SA's lock.
+#[derive(Default)]
 pub(crate) struct SaStats {
-    pub(crate) packets: u64,
-    pub(crate) bytes: u64,
-    pub(crate) auth_fail: u64,
+    pub(crate) packets: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) auth_fail: AtomicU64,
 }
 
+impl SaStats {
+    fn count(&self, bytes: u64) {
+        self.packets.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+}
+
+/// What changes per packet, under the SA's own lock.
+pub(crate) struct SaState {
+    /// Outbound sequence counter.
+    pub(crate) seq: SeqCounter,
+    /// Inbound anti-replay window.
+    pub(crate) replay: ReplayWindow,
+    pub(crate) lifetime: Lifetime,
+}
+
+/// Link of the namespace's list of removed SAs awaiting a grace period.
+///
+/// # Invariants
+/// Read and written only under the namespace lock, by the holder of the
+/// SA's ownership (the `KBox` or, once retired, the list).
+struct RetiredLink(*mut KSa);
+
+// SAFETY: per the invariant, only one context touches the link at a time.
+unsafe impl Send for RetiredLink {}
+// SAFETY: `&RetiredLink` is never dereferenced (readers of a shared `KSa`
+// do not look at it).
+unsafe impl Sync for RetiredLink {}
+
 /// An installed SA with what the control plane needs to describe it.
+///
+/// The datapath uses an SA without the namespace lock: it finds it under
+/// that lock, keeps it alive with an RCU read section ([`Tables::sa_rcu`]),
+/// encrypts or decrypts with the immutable `xfrm` and `kaead`, and takes the
+/// SA's own lock only to reserve a sequence number, or to check and then
+/// commit the replay window. Removal ([`Tables::remove`]) unpublishes the SA
+/// and hands it to a worker that frees it after `synchronize_rcu()`.
 pub(crate) struct KSa {
-    /// Boxed apart: key schedules are large and are built on a worker's stack.
-    pub(crate) sa: KBox<Sa>,
+    /// Keys and framing. Boxed apart: key schedules are large, are built on
+    /// a worker's stack inside an FPU section, and are dropped inside one.
+    pub(crate) xfrm: FpuBox<EspTransform>,
     /// The kernel crypto API transform with the same key, when the `aead=`
-    /// parameter chose it; the built-in code in `sa` is the fallback.
+    /// parameter chose it; the built-in code in `xfrm` is the fallback.
     pub(crate) kaead: Option<KernelAead>,
+    pub(crate) state: BhLock<SaState>,
+    pub(crate) stats: SaStats,
     pub(crate) dir: SaDir,
     pub(crate) spi: u32,
     pub(crate) src: IpAddr,
@@ -74,7 +124,173 @@ pub(crate) struct KSa {
     pub(crate) replay_window: u32,
     pub(crate) reqid: u32,
     pub(crate) owner: u64,
-    pub(crate) stats: SaStats,
+    /// Time limits as `events::now_ms()` instants (`u64::MAX`: none),
+    /// checked by the namespace's once-a-second sweep.
+    soft_at: u64,
+    hard_at: u64,
+    soft_time_sent: AtomicBool,
+    retired: RetiredLink,
+}
+
+impl KSa {
+    /// Assembles an SA from its built parts (`state` carries the SA's lock).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        xfrm: FpuBox<EspTransform>,
+        kaead: Option<KernelAead>,
+        state: BhLock<SaState>,
+        dir: SaDir,
+        addrs: (IpAddr, IpAddr),
+        desc: SaDesc,
+    ) -> Self {
+        KSa {
+            xfrm,
+            kaead,
+            state,
+            stats: SaStats::default(),
+            dir,
+            spi: desc.spi,
+            src: addrs.0,
+            dst: addrs.1,
+            alg: desc.alg,
+            tunnel: desc.tunnel,
+            encap: desc.encap,
+            esn: desc.esn,
+            replay_window: desc.replay_window,
+            reqid: desc.reqid,
+            owner: desc.owner,
+            soft_at: desc.soft_at,
+            hard_at: desc.hard_at,
+            soft_time_sent: AtomicBool::new(false),
+            retired: RetiredLink(core::ptr::null_mut()),
+        }
+    }
+
+    /// The EXPIRE event for this SA.
+    pub(crate) fn expire_event(&self, hard: bool) -> Event {
+        Event::Expire { spi: self.spi, dst: self.dst, dir_out: self.dir == SaDir::Out, reqid: self.reqid, owner: self.owner, hard }
+    }
+
+    /// Runs `f` with the SA's cipher: the kernel crypto API, or the built-in
+    /// code inside an FPU section.
+    fn with_cipher<R>(&self, f: impl FnOnce(Option<&dyn EspCipher>) -> EspResult<R>) -> EspResult<R> {
+        match self.kaead.as_ref().filter(|k| k.usable()) {
+            Some(k) => f(Some(k as &dyn EspCipher)),
+            None => fpu::section(|| f(None)).unwrap_or(Err(EspError::CipherFailed)),
+        }
+    }
+
+    /// Encapsulates `pkt`. The sequence number and the lifetime are taken
+    /// under the SA's lock before encrypting, so concurrent senders never
+    /// share a number and the hard limit is never overrun; a packet that then
+    /// fails to encrypt has used its number (RFC 4303 tolerates gaps). The
+    /// lifetime event is returned whatever happened to the packet.
+    pub(crate) fn encapsulate(&self, pkt: &mut PacketBuf<'_>) -> (EspResult<()>, LifetimeEvent) {
+        let plain = pkt.len() as u64;
+        let (seq, ev) = {
+            let mut s = self.state.lock();
+            if s.lifetime.hard_expired() {
+                return (Err(EspError::HardExpired), LifetimeEvent::None);
+            }
+            match s.seq.next_seq() {
+                Ok(q) => (q, s.lifetime.account(plain)),
+                Err(e) => return (Err(e), LifetimeEvent::None),
+            }
+        };
+        let r = self.with_cipher(|c| self.xfrm.encapsulate_using(pkt, seq, seq.to_be_bytes(), c));
+        if r.is_ok() {
+            self.stats.count(plain);
+        }
+        (r, ev)
+    }
+
+    /// Verifies and decrypts `pkt`: replay check, then decryption without
+    /// the lock, then the window commit, which rejects a copy of the packet
+    /// that another CPU committed meanwhile.
+    pub(crate) fn decapsulate(&self, pkt: &mut PacketBuf<'_>, info: &InboundEsp) -> EspResult<(Decapsulated, LifetimeEvent)> {
+        if info.spi != self.spi {
+            return Err(EspError::UnknownSpi);
+        }
+        let seq = {
+            let mut s = self.state.lock();
+            if s.lifetime.hard_expired() {
+                return Err(EspError::HardExpired);
+            }
+            s.replay.check(info.seq_lo)?
+        };
+        let out = self.with_cipher(|c| self.xfrm.decapsulate_using(pkt, info, seq, c));
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                if e == EspError::AuthFailed {
+                    self.stats.auth_fail.fetch_add(1, Relaxed);
+                }
+                return Err(e);
+            }
+        };
+        let ev = {
+            let mut s = self.state.lock();
+            s.replay.commit(seq)?;
+            s.lifetime.account(out.payload_len as u64)
+        };
+        self.stats.count(out.payload_len as u64);
+        Ok((out, ev))
+    }
+}
+
+/// The descriptive part of an SA, as the control plane reports it.
+pub(crate) struct SaDesc {
+    pub(crate) spi: u32,
+    pub(crate) alg: u8,
+    pub(crate) tunnel: bool,
+    pub(crate) encap: Option<(u16, u16)>,
+    pub(crate) esn: bool,
+    pub(crate) replay_window: u32,
+    pub(crate) reqid: u32,
+    pub(crate) owner: u64,
+    /// Time limits as `events::now_ms()` instants (`u64::MAX`: none).
+    pub(crate) soft_at: u64,
+    pub(crate) hard_at: u64,
+}
+
+/// Removed SAs, linked through [`KSa::retired`], owned by the list.
+pub(crate) struct Retired {
+    head: *mut KSa,
+}
+
+// SAFETY: the list owns its SAs (which are `Send`); the pointers are private.
+unsafe impl Send for Retired {}
+
+impl Retired {
+    const fn new() -> Self {
+        Retired { head: core::ptr::null_mut() }
+    }
+
+    fn push(&mut self, sa: KBox<KSa>) {
+        let sa = KBox::into_raw(sa);
+        // SAFETY: `sa` came from `KBox::into_raw` just above and is ours.
+        unsafe { (*sa).retired.0 = self.head };
+        self.head = sa;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+}
+
+impl Drop for Retired {
+    /// Frees the SAs (keys wiped). The owner makes sure no reader is left:
+    /// the reaper after `synchronize_rcu()`, namespace exit after the hooks
+    /// were unregistered.
+    fn drop(&mut self) {
+        while !self.head.is_null() {
+            // SAFETY: every pointer on the list came from `KBox::into_raw` in
+            // `push` and is on the list exactly once.
+            let sa = unsafe { KBox::from_raw(self.head) };
+            self.head = sa.retired.0;
+            drop(sa);
+        }
+    }
 }
 
 pub(crate) const INITIAL_SAS: usize = 256;
@@ -91,7 +307,15 @@ pub(crate) struct Tables {
     pub(crate) policies: Policies,
     /// Event rate limits (a few KiB: kept off the kernel stack).
     pub(crate) limiter: KBox<Limiter>,
+    /// Removed SAs waiting for the reaper.
+    retired: Retired,
+    /// Earliest time limit of any SA (`u64::MAX`: none): the sweep scans
+    /// the SAs only once something is due.
+    next_due: u64,
 }
+
+/// EXPIRE events one sweep sends at most; the rest wait for the next second.
+pub(crate) const SWEEP_EVENTS: usize = 64;
 
 /// Storage for a grown pair of indexes, allocated before taking the lock.
 pub(crate) struct Growth {
@@ -108,6 +332,8 @@ impl Tables {
             free: KVec::new(),
             policies: Policies::new(seed.rotate_left(33))?,
             limiter: KBox::new(Limiter::new(), GFP_KERNEL)?,
+            retired: Retired::new(),
+            next_due: u64::MAX,
         })
     }
 
@@ -139,10 +365,6 @@ impl Tables {
         self.sas.as_slice().get(slot as usize)?.as_deref()
     }
 
-    pub(crate) fn sa_mut(&mut self, slot: u32) -> Option<&mut KSa> {
-        self.sas.as_mut_slice().get_mut(slot as usize)?.as_deref_mut()
-    }
-
     /// Installs `sa`. The caller has grown the indexes if they were full.
     pub(crate) fn insert(&mut self, sa: KBox<KSa>) -> core::result::Result<u32, (Error, KBox<KSa>)> {
         let slot = match self.pop_free() {
@@ -156,6 +378,7 @@ impl Tables {
             }
         };
         let (spi, dst, src, owner, dir, reqid) = (sa.spi, sa.dst, sa.src, sa.owner, sa.dir, sa.reqid);
+        let due = if sa.soft_time_sent.load(Relaxed) { sa.hard_at } else { sa.soft_at.min(sa.hard_at) };
         let peer = if dir == SaDir::Out { dst } else { src };
         if let Err(e) = self.by_spi.sad.insert(spi, dst, OwnerId(owner), peer, slot) {
             // A failed push only loses the slot number, never memory.
@@ -177,13 +400,26 @@ impl Tables {
         if let Some(s) = self.sas.as_mut_slice().get_mut(slot as usize) {
             *s = Some(sa);
         }
+        self.next_due = self.next_due.min(due);
         Ok(slot)
     }
 
-    /// Unlinks the SA in `slot` from every index and returns it, to be freed
-    /// (and its keys wiped) after the lock is dropped.
-    pub(crate) fn take(&mut self, slot: u32) -> Option<KBox<KSa>> {
-        let sa = self.sas.as_mut_slice().get_mut(slot as usize)?.take()?;
+    /// The SA in `slot`, usable after the namespace lock is dropped for as
+    /// long as `g` is held.
+    pub(crate) fn sa_rcu<'g>(&self, slot: u32, g: &'g RcuGuard) -> Option<RcuRef<'g, KSa>> {
+        let sa = NonNull::from(self.sa(slot)?);
+        // SAFETY: `&self` means the namespace lock is held, and an SA leaves
+        // `sas` only through `remove`, which retires it to the reaper (freed
+        // after a grace period), or when the tables are dropped at namespace
+        // exit, after the hooks were unregistered.
+        Some(unsafe { RcuRef::new(sa, g) })
+    }
+
+    /// Unlinks the SA in `slot` from every index and retires it: it is freed
+    /// (keys wiped) by the reaper once no packet can still be using it. The
+    /// caller then calls [`reap_later`].
+    pub(crate) fn remove(&mut self, slot: u32) -> bool {
+        let Some(sa) = self.sas.as_mut_slice().get_mut(slot as usize).and_then(Option::take) else { return false };
         if let Some((h, _)) = self.by_spi.sad.lookup(sa.spi, &sa.dst) {
             let _ = self.by_spi.sad.remove(h);
         }
@@ -196,7 +432,57 @@ impl Tables {
             }
         }
         let _ = self.free.push(slot, GFP_ATOMIC);
-        Some(sa)
+        self.retired.push(sa);
+        true
+    }
+
+    /// Removes the SA in `slot` if it is still `sa` (the datapath's view
+    /// after it dropped the lock).
+    pub(crate) fn remove_if(&mut self, slot: u32, sa: *const KSa) -> bool {
+        match self.sa(slot) {
+            Some(cur) if core::ptr::eq(cur, sa) => self.remove(slot),
+            _ => false,
+        }
+    }
+
+    /// Time lifetimes: marks soft expiries and removes hard-expired SAs due
+    /// at `now`, pushing their EXPIRE events to `out` (up to its spare
+    /// capacity; what does not fit is handled next time). Returns whether
+    /// something was removed.
+    pub(crate) fn sweep_time(&mut self, now: u64, out: &mut KVec<Event>) -> bool {
+        if now < self.next_due {
+            return false;
+        }
+        let (mut next, mut removed, mut full) = (u64::MAX, false, false);
+        for slot in 0..self.sas.len() as u32 {
+            let Some(sa) = self.sa(slot) else { continue };
+            let soft_pending = !sa.soft_time_sent.load(Relaxed);
+            let hard = now >= sa.hard_at;
+            let soft = soft_pending && now >= sa.soft_at && !hard;
+            if (hard || soft) && out.len() >= out.capacity() {
+                full = true;
+                continue;
+            }
+            if hard {
+                let _ = out.push(sa.expire_event(true), GFP_ATOMIC);
+                removed |= self.remove(slot);
+                continue;
+            }
+            if soft {
+                sa.soft_time_sent.store(true, Relaxed);
+                let _ = out.push(sa.expire_event(false), GFP_ATOMIC);
+            }
+            let due = if soft || !soft_pending { sa.hard_at } else { sa.soft_at.min(sa.hard_at) };
+            next = next.min(due);
+        }
+        // Events that did not fit are due at once.
+        self.next_due = if full { now } else { next };
+        removed
+    }
+
+    /// The retired SAs, for the reaper to free after a grace period.
+    pub(crate) fn take_retired(&mut self) -> Retired {
+        core::mem::replace(&mut self.retired, Retired::new())
     }
 
     fn pop_free(&mut self) -> Option<u32> {
@@ -217,8 +503,38 @@ impl Tables {
         self.out.sad.lookup(reqid.wrapping_add(1), peer).map(|(_, &v)| v)
     }
 
+    /// Removes the SAs matching a flush (all, by peer, by owner, or both),
+    /// using `scratch` (empty, reserved by the caller for every SA) for their slots;
+    /// returns how many. A flush by peer or by owner walks only that peer's
+    /// or owner's chain, so its cost under the lock is the SAs it removes.
+    pub(crate) fn flush(&mut self, peer: Option<IpAddr>, owner: Option<u64>, scratch: &mut KVec<u32>) -> u32 {
+        let room = scratch.capacity().saturating_sub(scratch.len()) >= self.sa_count();
+        match (peer, owner) {
+            // The chain walks unlink from the SPI index as they go, so every
+            // slot they yield must fit: they run only when room was reserved.
+            (Some(p), None) if room => {
+                self.by_spi.sad.flush_peer(&p, |_, v| {
+                    let _ = scratch.push(v, GFP_ATOMIC);
+                });
+            }
+            (None, Some(o)) if room => {
+                self.by_spi.sad.flush_owner(OwnerId(o), |_, v| {
+                    let _ = scratch.push(v, GFP_ATOMIC);
+                });
+            }
+            _ => {
+                let _ = self.select(peer, owner, scratch);
+            }
+        }
+        let mut n = 0u32;
+        for &slot in scratch.as_slice() {
+            n += u32::from(self.remove(slot));
+        }
+        n
+    }
+
     /// Slots of the SAs matching a flush (all, by peer, or by owner).
-    pub(crate) fn select(&self, peer: Option<IpAddr>, owner: Option<u64>, out: &mut KVec<u32>) -> Result {
+    fn select(&self, peer: Option<IpAddr>, owner: Option<u64>, out: &mut KVec<u32>) -> Result {
         for (_, e) in self.by_spi.sad.iter() {
             let hit = peer.map_or(true, |p| e.peer() == p) && owner.map_or(true, |o| e.owner() == OwnerId(o));
             if hit {
@@ -237,6 +553,62 @@ impl Tables {
     pub(crate) fn is_empty(&self) -> bool {
         self.by_spi.sad.is_empty() && self.policies.spd.is_empty()
     }
+}
+
+/// Asks the namespace's reaper to free what was retired (call after
+/// dropping the namespace lock).
+pub(crate) fn reap_later(st: &NetState) {
+    // SAFETY: `st.net` is the live namespace this state belongs to.
+    unsafe { ffi::ripsec_glue_reap_later(st.net) };
+}
+
+#[no_mangle]
+extern "C" fn ripsec_rs_reap(state: *mut core::ffi::c_void) {
+    if state.is_null() {
+        return;
+    }
+    // SAFETY: the glue runs the reaper only for a live namespace (namespace
+    // exit cancels it before freeing the state).
+    let st = unsafe { crate::netns::from_ptr(state) };
+    let list = st.locked.lock().tables.as_mut().map(Tables::take_retired);
+    let Some(list) = list else { return };
+    if list.is_empty() {
+        return;
+    }
+    // Every SA on the list was unpublished before this point, so once the
+    // readers that might have found it are done, nothing refers to it.
+    // SAFETY: plain C; the reaper is a worker (process context).
+    unsafe { ffi::ripsec_glue_synchronize_rcu() };
+    drop(list);
+}
+
+/// The once-a-second sweep of time lifetimes; returns whether to run again
+/// (the namespace has tables).
+#[no_mangle]
+extern "C" fn ripsec_rs_sweep(state: *mut core::ffi::c_void) -> i32 {
+    if state.is_null() {
+        return 0;
+    }
+    // SAFETY: the glue runs the sweep only for a live namespace (namespace
+    // exit cancels it before freeing the state).
+    let st = unsafe { crate::netns::from_ptr(state) };
+    let mut evs = KVec::new();
+    // Room reserved outside the lock (process context: a worker).
+    if evs.reserve(SWEEP_EVENTS, GFP_KERNEL).is_err() {
+        return 1;
+    }
+    let removed = {
+        let mut g = st.locked.lock();
+        let Some(t) = g.tables.as_mut() else { return 0 };
+        t.sweep_time(events::now_ms(), &mut evs)
+    };
+    if removed {
+        reap_later(st);
+    }
+    for ev in evs {
+        events::send(st, ev);
+    }
+    1
 }
 
 /// The security policy database.

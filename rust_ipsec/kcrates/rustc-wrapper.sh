@@ -17,5 +17,11 @@ for a in "$@"; do
 done
 [ $is_target = 1 ] || exec "$rustc" "$@"
 read -r -a kflags < "$RIPSEC_KFLAGS" || true  # no trailing newline
-exec env RUSTC_BOOTSTRAP=1 "$rustc" "${args[@]}" "${kflags[@]}" \
+# SIMD code generation for the AEAD crate and the RustCrypto crates under it,
+# which the module runs only inside kernel FPU sections; not for ripsec-esp.
+case "${CARGO_PKG_NAME:-}" in
+  ripsec-esp|ripsec-kcrates) simd=() ;;
+  *) simd=(-Ctarget-feature=-soft-float) ;;
+esac
+exec env RUSTC_BOOTSTRAP=1 "$rustc" "${args[@]}" "${kflags[@]}" "${simd[@]}" \
   --sysroot=/dev/null -L "$RIPSEC_KDIR/rust" -Zunstable-options

@@ -17,7 +17,7 @@
 enum ripsec_cmd {
 	RIPSEC_CMD_UNSPEC,
 	RIPSEC_CMD_GET_STATUS,	/* -> VERSION, BACKEND, NETNS_COOKIE, COUNTERS */
-	RIPSEC_CMD_SA_ADD,	/* SPI DIR SRC DST MODE ALG KEY [ENCAP_* ESN REPLAY_WINDOW REQID OWNER TFC_PAD LIFE_*] */
+	RIPSEC_CMD_SA_ADD,	/* SPI DIR SRC DST MODE ALG KEY [ENCAP_* ESN REPLAY_WINDOW REQID OWNER TFC_PAD LIFE_* (bytes, packets, secs)] */
 	RIPSEC_CMD_SA_DEL,	/* SPI DST DIR */
 	RIPSEC_CMD_SA_GET,	/* SPI DST DIR, or NLM_F_DUMP for all; keys are never returned */
 	RIPSEC_CMD_SA_FLUSH,	/* all, or [PEER] / [OWNER] -> FLUSHED */
@@ -29,6 +29,7 @@ enum ripsec_cmd {
 	RIPSEC_CMD_EV_ACQUIRE,	/* POLICY_ID REQID SRC DST (flow) TMPL_* */
 	RIPSEC_CMD_EV_SPI_MISS,	/* SPI SRC DST [ENCAP_SPORT ENCAP_DPORT] MISS_COUNT */
 	RIPSEC_CMD_EV_EXPIRE,	/* SPI DST DIR REQID OWNER HARD */
+	RIPSEC_CMD_SA_UPDATE,	/* as SA_ADD: replaces the SA with this SPI and DST as a whole */
 	__RIPSEC_CMD_MAX,
 };
 #define RIPSEC_CMD_MAX (__RIPSEC_CMD_MAX - 1)
@@ -79,6 +80,8 @@ enum ripsec_attr {
 	RIPSEC_A_TMPL_TUN_DST,
 	RIPSEC_A_MISS_COUNT,	/* u32: unknown-SPI packets aggregated into one event */
 	RIPSEC_A_HARD,		/* flag: hard expiry */
+	RIPSEC_A_LIFE_SOFT_SECS,	/* u64: seconds after the SA was added, 0 = none */
+	RIPSEC_A_LIFE_HARD_SECS,
 	__RIPSEC_A_MAX,
 };
 #define RIPSEC_A_MAX (__RIPSEC_A_MAX - 1)

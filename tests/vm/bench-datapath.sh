@@ -47,12 +47,14 @@ xfrm_on; x1=$(tcp_mbps 1); x4=$(tcp_mbps 4); x_u=$(udp64_pps); xfrm_off
 # API (aead= module parameter): this comparison is what picks the default.
 backend=$(json_get "$("$RIPSEC" stats --json)" .module.backend)
 rmmod rust_ipsec && insmod "$MODULE" aead=rustcrypto
-ripsec_on; rc1=$(tcp_mbps 1); ripsec_off
+ripsec_on; rc1=$(tcp_mbps 1); rc4=$(tcp_mbps 4); ripsec_off
 rmmod rust_ipsec && load_module
 ratio() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); print(round(a / b, 3) if b else 0)" "$1" "$2"; }
 echo "vm_aead_default_backend=$backend"
 echo "vm_tcp_ripsec_rustcrypto_mbps=$rc1"
 echo "vm_tcp_kernel_aead_vs_rustcrypto=$(ratio "$rip1" "$rc1")"
+echo "vm_tcp4_ripsec_rustcrypto_mbps=$rc4"
+echo "vm_tcp4_kernel_aead_vs_rustcrypto=$(ratio "$rip4" "$rc4")"
 echo "vm_udp64_clear_pps=$clear_u"
 echo "vm_udp64_ripsec_pps=$rip_u"
 echo "vm_udp64_xfrm_pps=$x_u"

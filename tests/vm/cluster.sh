@@ -15,6 +15,9 @@
 #   cl_down               stop daemons, remove the topology
 # Logs: /tmp/cluster/NS.log (daemon, debug), all timestamps UTC.
 CL_DIR=/tmp/cluster
+# The package and client addresses the connection uses: IPv4 unless a scenario
+# sets CL_FAMILY=6 before sourcing this file.
+if [ "${CL_FAMILY:-4}" = 6 ]; then CL_PKG=$PKG6 CL_CLIENT=$CLIENT6; else CL_PKG=$PKG4 CL_CLIENT=$CLIENT4; fi
 CL_PSK="pkgA shared key: the same file on every node of the cluster"
 CL_PKG_ID="pkgA.cluster.example"
 CL_CLIENT_ID="client.example"
@@ -36,8 +39,8 @@ stats_interval = "200ms"
 
 [[connection]]
 name = "pkgA"
-local_addr = "$CLIENT4"
-remote_addrs = ["$PKG4"]
+local_addr = "$CL_CLIENT"
+remote_addrs = ["$CL_PKG"]
 local_id = "@$CL_CLIENT_ID"
 remote_id = "@$CL_PKG_ID"
 psk = "$CL_PSK"
@@ -56,8 +59,8 @@ stats_interval = "200ms"
 
 [[connection]]
 name = "pkgA"
-local_addr = "$PKG4"
-remote_addrs = ["$CLIENT4"]
+local_addr = "$CL_PKG"
+remote_addrs = ["$CL_CLIENT"]
 local_id = "@$CL_PKG_ID"
 remote_id = "@$CL_CLIENT_ID"
 psk = "$CL_PSK"
@@ -199,11 +202,11 @@ cl_move() {
 }
 
 # cl_ping_until SECONDS: client pings the package until one reply (0.2 s apart).
-cl_ping_until() { wait_for "$1" nsx client ping -c 1 -W 0.5 "$PKG4"; }
+cl_ping_until() { wait_for "$1" nsx client ping -c 1 -W 0.5 "$CL_PKG"; }
 
 # Background ping from the client every 100 ms with timestamps (ping -D).
 cl_traffic_start() {
-  ip netns exec client ping -D -i 0.1 -W 1 "$PKG4" > "$CL_DIR/ping.log" 2>&1 &
+  ip netns exec client ping -D -i 0.1 -W 1 "$CL_PKG" > "$CL_DIR/ping.log" 2>&1 &
   CL_PING=$!
 }
 cl_traffic_stop() { [ -n "${CL_PING:-}" ] && { kill "$CL_PING" 2>/dev/null; wait "$CL_PING" 2>/dev/null; CL_PING=; }; return 0; }

@@ -2,7 +2,7 @@
 # Boots the test kernel in QEMU, runs VM scenarios inside it, and fails on any
 # failed check or any kernel WARN/BUG/oops/KASAN/kmemleak report.
 #   tests/vm/run.sh [SCENARIO...]     (files under tests/vm/scenarios/ or tests/vm/; default: all scenarios)
-# Env: VARIANT=test|debug (kernel), VM_CPUS (2), VM_MEM (2048 MiB), VM_TIMEOUT (s),
+# Env: VARIANT=test|debug (kernel), VM_CPUS (2), VM_CPU (QEMU -cpu model: max), VM_MEM (2048 MiB), VM_TIMEOUT (s),
 #      VM_VERBOSE=1 (stream the guest console), RIPSEC_CACHE.
 # The guest sees the host root read-only over 9p, so host tools and this checkout's
 # build outputs are usable inside it; there is no network device to the outside.
@@ -45,7 +45,8 @@ if [ -w /dev/kvm ] && [ ! -f "$probe" ]; then
     echo no > "$probe"
   fi
 fi
-[ "$(cat "$probe" 2>/dev/null)" = yes ] && accel=(-accel kvm -cpu host) || accel=(-accel tcg -cpu max)
+# VM_CPU=qemu64 gives a guest without AES-NI/PCLMULQDQ/AVX, for the portable crypto paths.
+[ "$(cat "$probe" 2>/dev/null)" = yes ] && accel=(-accel kvm -cpu "${VM_CPU:-host}") || accel=(-accel tcg -cpu "${VM_CPU:-max}")
 
 cpus=${VM_CPUS:-2}
 mem=${VM_MEM:-2048}

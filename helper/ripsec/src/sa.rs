@@ -181,6 +181,12 @@ pub struct SaAdd {
     soft_packets: Option<u64>,
     #[arg(long)]
     hard_packets: Option<u64>,
+    /// Soft time limit in seconds from now: an EXPIRE event (rekey).
+    #[arg(long)]
+    soft_secs: Option<u64>,
+    /// Hard time limit in seconds from now: the module removes the SA.
+    #[arg(long)]
+    hard_secs: Option<u64>,
 }
 
 #[derive(Args)]
@@ -196,6 +202,9 @@ pub struct SaKey {
 pub enum SaCmd {
     /// Install an SA.
     Add(SaAdd),
+    /// Replace the SA with this SPI and destination as a whole (same
+    /// arguments as add; its counters start again from zero).
+    Update(SaAdd),
     /// Delete the SA with this SPI and destination.
     Del(SaKey),
     /// Show SAs (keys are never shown).
@@ -278,8 +287,9 @@ pub enum PolicyCmd {
 
 pub fn sa(cmd: SaCmd) -> Result<(), Error> {
     let mut c = Client::connect()?;
+    let op = if matches!(cmd, SaCmd::Update(_)) { abi::CMD_SA_UPDATE } else { abi::CMD_SA_ADD };
     match cmd {
-        SaCmd::Add(a) => {
+        SaCmd::Add(a) | SaCmd::Update(a) => {
             let mut v = vec![
                 genl::nla_u32(abi::A_SPI, a.spi),
                 genl::nla_u8(abi::A_DIR, dir_id(a.dir)),
@@ -305,9 +315,11 @@ pub fn sa(cmd: SaCmd) -> Result<(), Error> {
                 (abi::A_LIFE_HARD_BYTES, a.hard_bytes),
                 (abi::A_LIFE_SOFT_PACKETS, a.soft_packets),
                 (abi::A_LIFE_HARD_PACKETS, a.hard_packets),
+                (abi::A_LIFE_SOFT_SECS, a.soft_secs),
+                (abi::A_LIFE_HARD_SECS, a.hard_secs),
             ];
             v.extend(opt64.into_iter().filter_map(|(k, x)| x.map(|x| genl::nla_u64(k, x))));
-            c.request(abi::CMD_SA_ADD, v)?;
+            c.request(op, v)?;
         }
         SaCmd::Del(k) => {
             c.request(abi::CMD_SA_DEL, vec![genl::nla_u32(abi::A_SPI, k.spi), genl::nla_addr(abi::A_DST, k.dst)])?;

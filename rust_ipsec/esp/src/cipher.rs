@@ -89,7 +89,7 @@ impl EspCipher for Aead {
         let iv: [u8; IV_LEN] = array(buf, l.iv)?;
         let icv: [u8; ICV_LEN] = array(buf, l.end)?;
         let text = buf.get_mut(l.start..l.end).ok_or(Error::Truncated)?;
-        Aead::open(self, &iv, aad.get(..aad_len).unwrap_or(&[]), text, &icv)
+        Aead::open(self, &iv, aad.get(..aad_len).unwrap_or(&[]), text, &icv).map_err(Error::from)
     }
 }
 
@@ -160,7 +160,7 @@ mod tests {
     impl Contiguous {
         fn run(&self, buf: &mut [u8], esp: usize, text_len: usize, seq_hi: Option<u32>, enc: bool) -> Result<()> {
             let w = AadWindow::open(buf, esp, seq_hi)?;
-            let r = (|| {
+            let r = (|| -> Result<()> {
                 let win = buf.get_mut(w.start..).ok_or(Error::Truncated)?;
                 let aad_len = w.assoclen - IV_LEN;
                 let (aad, rest) = win.split_at_mut(aad_len);
@@ -169,11 +169,11 @@ mod tests {
                 let (text, rest) = rest.split_at_mut(text_len);
                 let icv = rest.get_mut(..ICV_LEN).ok_or(Error::Truncated)?;
                 if enc {
-                    icv.copy_from_slice(&self.0.seal(&iv, aad, text)?);
+                    icv.copy_from_slice(&self.0.seal(&iv, aad, text).map_err(Error::from)?);
                     Ok(())
                 } else {
                     let tag: [u8; ICV_LEN] = (&*icv).try_into().map_err(|_| Error::Truncated)?;
-                    self.0.open(&iv, aad, text, &tag)
+                    self.0.open(&iv, aad, text, &tag).map_err(Error::from)
                 }
             })();
             w.restore(buf);

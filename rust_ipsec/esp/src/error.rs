@@ -74,3 +74,13 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+impl From<ripsec_aead::Error> for Error {
+    fn from(e: ripsec_aead::Error) -> Self {
+        match e {
+            ripsec_aead::Error::BadKeyLength => Error::BadKeyLength,
+            ripsec_aead::Error::BadLength => Error::BadLength,
+            ripsec_aead::Error::AuthFailed => Error::AuthFailed,
+        }
+    }
+}

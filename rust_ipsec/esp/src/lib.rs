@@ -40,7 +40,7 @@
 #[cfg(test)]
 extern crate std;
 
-mod aead;
+use ripsec_aead as aead;
 mod cipher;
 mod error;
 mod esp;

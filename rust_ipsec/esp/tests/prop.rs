@@ -274,84 +274,113 @@ fn addr(i: u8) -> IpAddr {
     }
 }
 
+/// Runs `ops` on a table with `1 << nb` index elements and `cap` entries
+/// and on a `HashMap` model, comparing every answer.
+fn sad_vs_model(
+    ops: Vec<SadOp>,
+    deferred: bool,
+    nb: u32,
+    cap: usize,
+) -> std::result::Result<(), TestCaseError> {
+    let mut buckets = vec![SadBucket::EMPTY; 1 << nb];
+    let mut entries = vec![SadEntry::vacant(0u32); cap];
+    let mut sad = Sad::new(buckets.as_mut_slice(), entries.as_mut_slice(), 0x1234).unwrap();
+    sad.set_deferred_reclaim(deferred);
+    let mut model: HashMap<(u32, IpAddr), (u8, u8, u32, SaHandle)> = HashMap::new();
+    let mut retired = 0usize;
+    let mut next_val = 0u32;
+    for op in ops {
+        match op {
+            SadOp::Insert { spi, dst, owner, peer } => {
+                next_val += 1;
+                let r = sad.insert(spi, addr(dst), OwnerId(owner as u64), addr(peer), next_val);
+                if model.contains_key(&(spi, addr(dst))) {
+                    prop_assert_eq!(r, Err(Error::Duplicate));
+                } else if model.len() + retired == cap {
+                    prop_assert_eq!(r, Err(Error::TableFull));
+                } else {
+                    let h = r.unwrap();
+                    model.insert((spi, addr(dst)), (owner, peer, next_val, h));
+                }
+            }
+            SadOp::Remove(i) => {
+                if model.is_empty() { continue; }
+                let mut keys: Vec<_> = model.keys().copied().collect();
+                keys.sort_by_key(|k| (k.0, format!("{}", k.1)));
+                let k = keys[i.index(keys.len())];
+                let (_, _, v, h) = model.remove(&k).unwrap();
+                prop_assert_eq!(sad.remove(h), Ok(v));
+                prop_assert_eq!(sad.remove(h), Err(Error::NotFound));
+                if deferred { retired += 1; }
+            }
+            SadOp::FlushOwner(o) => {
+                let mut got = vec![];
+                let n = sad.flush_owner(OwnerId(o as u64), |_, v| got.push(v));
+                let mut want: Vec<u32> = model.values().filter(|e| e.0 == o).map(|e| e.2).collect();
+                model.retain(|_, e| e.0 != o);
+                got.sort();
+                want.sort();
+                prop_assert_eq!(n, want.len());
+                if deferred { retired += n; }
+                prop_assert_eq!(got, want);
+            }
+            SadOp::FlushPeer(p) => {
+                let mut got = vec![];
+                let n = sad.flush_peer(&addr(p), |_, v| got.push(v));
+                let mut want: Vec<u32> = model.values().filter(|e| e.1 == p).map(|e| e.2).collect();
+                model.retain(|_, e| e.1 != p);
+                got.sort();
+                want.sort();
+                prop_assert_eq!(n, want.len());
+                if deferred { retired += n; }
+                prop_assert_eq!(got, want);
+            }
+            SadOp::Lookup { spi, dst } => {
+                let got = sad.lookup(spi, &addr(dst)).map(|(_, v)| *v);
+                let want = model.get(&(spi, addr(dst))).map(|e| e.2);
+                prop_assert_eq!(got, want);
+                let any = sad.lookup_spi(spi).map(|(_, v)| *v);
+                let wants: Vec<u32> = model.iter().filter(|(k, _)| k.0 == spi).map(|(_, e)| e.2).collect();
+                match any {
+                    Some(v) => prop_assert!(wants.contains(&v)),
+                    None => prop_assert!(wants.is_empty()),
+                }
+            }
+            SadOp::Reclaim => {
+                sad.reclaim();
+                retired = 0;
+            }
+        }
+        prop_assert_eq!(sad.len(), model.len());
+    }
+    prop_assert_eq!(sad.iter().count(), model.len());
+    Ok(())
+}
+
+/// Many SAs sharing few SPIs: groups fill up and spill into their overflow
+/// chains, and removals refill them (without deferred reclaim).
+fn sad_crowded_op() -> impl Strategy<Value = SadOp> {
+    prop_oneof![
+        8 => (1u32..6, 0u8..16, 0u8..5, 0u8..5).prop_map(|(spi, dst, owner, peer)| SadOp::Insert { spi, dst, owner, peer }),
+        3 => any::<prop::sample::Index>().prop_map(SadOp::Remove),
+        1 => (0u8..5).prop_map(SadOp::FlushOwner),
+        1 => (0u8..5).prop_map(SadOp::FlushPeer),
+        4 => (0u32..7, 0u8..16).prop_map(|(spi, dst)| SadOp::Lookup { spi, dst }),
+        1 => Just(SadOp::Reclaim),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn sad_matches_hashmap(ops in proptest::collection::vec(sad_op(), 1..300), deferred in any::<bool>(), nb in 0u32..4) {
-        const CAP: usize = 24;
-        let mut buckets = vec![SadBucket::EMPTY; 1 << nb];
-        let mut entries = vec![SadEntry::vacant(0u32); CAP];
-        let mut sad = Sad::new(buckets.as_mut_slice(), entries.as_mut_slice(), 0x1234).unwrap();
-        sad.set_deferred_reclaim(deferred);
-        let mut model: HashMap<(u32, IpAddr), (u8, u8, u32, SaHandle)> = HashMap::new();
-        let mut retired = 0usize;
-        let mut next_val = 0u32;
-        for op in ops {
-            match op {
-                SadOp::Insert { spi, dst, owner, peer } => {
-                    next_val += 1;
-                    let r = sad.insert(spi, addr(dst), OwnerId(owner as u64), addr(peer), next_val);
-                    if model.contains_key(&(spi, addr(dst))) {
-                        prop_assert_eq!(r, Err(Error::Duplicate));
-                    } else if model.len() + retired == CAP {
-                        prop_assert_eq!(r, Err(Error::TableFull));
-                    } else {
-                        let h = r.unwrap();
-                        model.insert((spi, addr(dst)), (owner, peer, next_val, h));
-                    }
-                }
-                SadOp::Remove(i) => {
-                    if model.is_empty() { continue; }
-                    let mut keys: Vec<_> = model.keys().copied().collect();
-                    keys.sort_by_key(|k| (k.0, format!("{}", k.1)));
-                    let k = keys[i.index(keys.len())];
-                    let (_, _, v, h) = model.remove(&k).unwrap();
-                    prop_assert_eq!(sad.remove(h), Ok(v));
-                    prop_assert_eq!(sad.remove(h), Err(Error::NotFound));
-                    if deferred { retired += 1; }
-                }
-                SadOp::FlushOwner(o) => {
-                    let mut got = vec![];
-                    let n = sad.flush_owner(OwnerId(o as u64), |_, v| got.push(v));
-                    let mut want: Vec<u32> = model.values().filter(|e| e.0 == o).map(|e| e.2).collect();
-                    model.retain(|_, e| e.0 != o);
-                    got.sort();
-                    want.sort();
-                    prop_assert_eq!(n, want.len());
-                    if deferred { retired += n; }
-                    prop_assert_eq!(got, want);
-                }
-                SadOp::FlushPeer(p) => {
-                    let mut got = vec![];
-                    let n = sad.flush_peer(&addr(p), |_, v| got.push(v));
-                    let mut want: Vec<u32> = model.values().filter(|e| e.1 == p).map(|e| e.2).collect();
-                    model.retain(|_, e| e.1 != p);
-                    got.sort();
-                    want.sort();
-                    prop_assert_eq!(n, want.len());
-                    if deferred { retired += n; }
-                    prop_assert_eq!(got, want);
-                }
-                SadOp::Lookup { spi, dst } => {
-                    let got = sad.lookup(spi, &addr(dst)).map(|(_, v)| *v);
-                    let want = model.get(&(spi, addr(dst))).map(|e| e.2);
-                    prop_assert_eq!(got, want);
-                    let any = sad.lookup_spi(spi).map(|(_, v)| *v);
-                    let wants: Vec<u32> = model.iter().filter(|(k, _)| k.0 == spi).map(|(_, e)| e.2).collect();
-                    match any {
-                        Some(v) => prop_assert!(wants.contains(&v)),
-                        None => prop_assert!(wants.is_empty()),
-                    }
-                }
-                SadOp::Reclaim => {
-                    sad.reclaim();
-                    retired = 0;
-                }
-            }
-            prop_assert_eq!(sad.len(), model.len());
-        }
-        prop_assert_eq!(sad.iter().count(), model.len());
+        sad_vs_model(ops, deferred, nb, 24)?;
+    }
+
+    #[test]
+    fn sad_crowded_groups_match_hashmap(ops in proptest::collection::vec(sad_crowded_op(), 1..400), deferred in any::<bool>(), nb in 3u32..8) {
+        sad_vs_model(ops, deferred, nb, 80)?;
     }
 }
 

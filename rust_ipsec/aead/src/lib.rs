@@ -1,15 +1,28 @@
 //! The AEAD transforms ESP uses: AES-GCM (RFC 4106) and ChaCha20-Poly1305
 //! (RFC 7634), behind one concrete, non-generic type.
 //!
-//! Keeping the public API free of generics matters for the kernel build:
-//! this crate is compiled with AES-NI target features enabled while the
-//! module object is not, so every generic instantiation of the RustCrypto
-//! crates must happen here. `seal`/`open` are `#[inline(never)]` for the
-//! same reason: they must not be inlined into code built without those
-//! target features.
-//!
-//! With the hardware backend, the kernel must wrap calls in
-//! `kernel_fpu_begin()/kernel_fpu_end()`.
+//! This crate is apart from `ripsec-esp` for the kernel build: it and the
+//! RustCrypto crates are the only code of rust_ipsec.ko compiled with SSE,
+//! AES-NI, PCLMULQDQ and AVX2 enabled, and the module reaches it only inside
+//! kernel FPU sections. Everything else (framing, tables, the module's own
+//! code) keeps the kernel's soft-float code generation, so it may run
+//! anywhere. Hence a public API free of generics (every instantiation of the
+//! RustCrypto crates happens here) and `#[inline(never)]` entry points (they
+//! must not be inlined into code built without those target features).
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::panic
+    )
+)]
+#![warn(missing_docs)]
 
 use core::fmt;
 
@@ -18,7 +31,19 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use chacha20poly1305::ChaCha20Poly1305;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::{Error, Result};
+/// Why an AEAD operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// Key material has the wrong length for the algorithm.
+    BadKeyLength,
+    /// The buffer is too long for the algorithm.
+    BadLength,
+    /// ICV verification failed.
+    AuthFailed,
+}
+
+/// Result of an AEAD operation.
+pub type Result<T> = core::result::Result<T, Error>;
 
 /// Length of the ESP IV carried in each packet (RFC 4106 §3.1, RFC 7634 §2).
 pub const IV_LEN: usize = 8;
