@@ -178,4 +178,7 @@ pub(crate) const COUNTERS: &[&str] = &[
     "spi_miss_events",
     "expires",
     "out_policy_drop",
+    "in_held",
+    "in_held_received",
+    "in_held_dropped",
 ];

@@ -17,7 +17,7 @@ use crate::abi;
 use crate::ffi;
 use crate::fpu::{self, FpuBox};
 use crate::kaead::{self, KernelAead};
-use crate::netns::{self, NetState};
+use crate::netns::{self, Counter, NetState};
 use crate::nlmsg::{Attrs, Msg, EOPNOTSUPP};
 use crate::lock::BhLock;
 use crate::tables::{self, KSa, SaDesc, SaDir, SaState, Tables};
@@ -190,7 +190,15 @@ fn sa_add(st: &NetState, a: &Attrs, update: bool) -> CtlResult {
         tables::reap_later(st);
     }
     match failed {
-        None => Ok(()),
+        None => {
+            if dir == SaDir::In && !update {
+                // SAFETY: process context, no lock held: held packets are
+                // received anew from here.
+                let n = unsafe { ffi::ripsec_skb_hold_release(st.net, spi) };
+                st.add(Counter::InHeldReceived, u64::from(n));
+            }
+            Ok(())
+        }
         // The rejected SA (and its keys) is freed here, outside the lock.
         Some((e, _sa)) if e == EEXIST => Err(reject!(EEXIST, "an SA with this SPI and destination exists")),
         Some((_, _sa)) => Err(reject!(ENOSPC, "the SA table is full")),

@@ -327,7 +327,7 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
             if let Some(ev) = event {
                 events::send(st, ev);
             }
-            return NF_DROP;
+            return hold(st, skb, info.spi);
         };
         (slot, sa)
     };
@@ -371,6 +371,20 @@ fn input(st: &NetState, skb: *mut SkBuff) -> u32 {
         unsafe { ffi::ripsec_skb_input_transport(skb, start, len) };
         NF_ACCEPT
     }
+}
+
+/// ESP with an unknown SPI: held for a moment in case its SA is being
+/// installed (see `ripsec_skb_hold` in the glue), else dropped.
+fn hold(st: &NetState, skb: *mut SkBuff, spi: u32) -> u32 {
+    // SAFETY: live, unmodified packet owned by this hook; on success the
+    // glue owns it and we return NF_STOLEN.
+    let r = unsafe { ffi::ripsec_skb_hold(st.net, skb, spi) };
+    if r < 0 {
+        return NF_DROP;
+    }
+    st.bump(Counter::InHeld);
+    st.add(Counter::InHeldDropped, r as u64);
+    NF_STOLEN
 }
 
 /// Cleartext that an inbound protect policy covers must have come through an

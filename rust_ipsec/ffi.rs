@@ -109,5 +109,7 @@ extern "C" {
     pub(crate) fn ripsec_skb_input_transport(skb: *mut SkBuff, start: u32, len: u32);
     pub(crate) fn ripsec_skb_input_tunnel(skb: *mut SkBuff, start: u32, len: u32) -> i32;
     pub(crate) fn ripsec_skb_decapsulated(skb: *mut SkBuff) -> i32;
+    pub(crate) fn ripsec_skb_hold(net: *mut Net, skb: *mut SkBuff, spi: u32) -> i32;
+    pub(crate) fn ripsec_skb_hold_release(net: *mut Net, spi: u32) -> u32;
     pub(crate) fn ripsec_skb_free(skb: *mut SkBuff);
 }

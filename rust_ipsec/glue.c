@@ -58,6 +58,8 @@ struct ripsec_pernet {
 	bool hooks;		/* netfilter hooks registered in this namespace */
 	struct work_struct reap; /* frees removed SAs after an RCU grace period */
 	struct delayed_work sweep; /* time lifetimes, once a second */
+	struct sk_buff_head held; /* ESP whose SPI is not installed yet: see ripsec_skb_hold */
+	bool held_closed;	/* under held.lock: the namespace is going away */
 };
 
 static struct ripsec_pernet *ripsec_pernet(const struct net *net)
@@ -125,11 +127,155 @@ void ripsec_glue_reap_later(struct net *net)
 	schedule_work(&ripsec_pernet(net)->reap);
 }
 
+/*
+ * ESP for an SPI that is not installed yet is held briefly instead of being
+ * dropped. When we initiate a Child SA (or its rekey), the peer installs the
+ * new SAs as it answers and may send on them before its answer has reached
+ * our daemon and the inbound SA is in: without a hold, those first packets
+ * are lost. Held packets are received anew, as they arrived, once an inbound
+ * SA with their SPI is added; the rest are dropped after RIPSEC_HOLD_TIME.
+ * The queue is short and FIFO, so a flood of unknown SPIs costs a bounded
+ * amount of memory and only evicts older held packets.
+ */
+#define RIPSEC_HOLD_MAX 32
+#define RIPSEC_HOLD_TIME HZ
+
+struct ripsec_hold_cb {
+	u32 spi;
+	unsigned long expires;
+};
+
+/* The cb is ours while held: ip_rcv/ipv6_rcv clear it when the packet is received anew. */
+static struct ripsec_hold_cb *ripsec_hold_cb(struct sk_buff *skb)
+{
+	BUILD_BUG_ON(sizeof(struct ripsec_hold_cb) > sizeof_field(struct sk_buff, cb));
+	return (struct ripsec_hold_cb *)skb->cb;
+}
+
+static void ripsec_hold_drop(struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+
+	kfree_skb(skb);
+	dev_put(dev);
+}
+
+/* Drops expired held packets (all of them if @all); returns how many. */
+static u32 ripsec_hold_expire(struct ripsec_pernet *pn, bool all)
+{
+	struct sk_buff_head list;
+	struct sk_buff *skb, *tmp;
+	u32 n = 0;
+
+	__skb_queue_head_init(&list);
+	spin_lock_bh(&pn->held.lock);
+	skb_queue_walk_safe(&pn->held, skb, tmp) {
+		if (all || time_after_eq(jiffies, ripsec_hold_cb(skb)->expires)) {
+			__skb_unlink(skb, &pn->held);
+			__skb_queue_tail(&list, skb);
+		}
+	}
+	spin_unlock_bh(&pn->held.lock);
+	while ((skb = __skb_dequeue(&list))) {
+		ripsec_hold_drop(skb);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Takes @skb (an ESP packet at LOCAL_IN, not yet modified) into the hold
+ * queue. Returns how many older packets it evicted (0 or 1), or a negative
+ * errno if it did not take it (the caller drops it).
+ */
+int ripsec_skb_hold(struct net *net, struct sk_buff *skb, u32 spi)
+{
+	struct ripsec_pernet *pn = ripsec_pernet(net);
+	struct sk_buff *old = NULL;
+	bool closed;
+
+	if (!skb->dev)
+		return -ENODEV;
+	skb_dst_drop(skb);
+	nf_reset_ct(skb);
+	ripsec_hold_cb(skb)->spi = spi;
+	ripsec_hold_cb(skb)->expires = jiffies + RIPSEC_HOLD_TIME;
+	/* The device must outlive the packet: it is received on it again. */
+	dev_hold(skb->dev);
+	spin_lock_bh(&pn->held.lock);
+	closed = pn->held_closed;
+	if (!closed) {
+		if (skb_queue_len(&pn->held) >= RIPSEC_HOLD_MAX)
+			old = __skb_dequeue(&pn->held);
+		__skb_queue_tail(&pn->held, skb);
+	}
+	spin_unlock_bh(&pn->held.lock);
+	if (closed) {
+		dev_put(skb->dev);
+		return -ENODEV;
+	}
+	if (old)
+		ripsec_hold_drop(old);
+	/* Expiry runs from the sweep, which stops when the tables are idle. */
+	schedule_delayed_work(&pn->sweep, HZ);
+	return old ? 1 : 0;
+}
+
+/*
+ * Receives again every held packet for @spi (an inbound SA with that SPI
+ * was just added); returns how many. Process context, no locks held: the
+ * packets may run through the whole receive path, our hooks included,
+ * before this returns.
+ */
+u32 ripsec_skb_hold_release(struct net *net, u32 spi)
+{
+	struct ripsec_pernet *pn = ripsec_pernet(net);
+	struct sk_buff_head list;
+	struct sk_buff *skb, *tmp;
+	u32 n = 0;
+
+	if (skb_queue_empty_lockless(&pn->held))
+		return 0;
+	__skb_queue_head_init(&list);
+	spin_lock_bh(&pn->held.lock);
+	skb_queue_walk_safe(&pn->held, skb, tmp) {
+		if (ripsec_hold_cb(skb)->spi == spi) {
+			__skb_unlink(skb, &pn->held);
+			__skb_queue_tail(&list, skb);
+		}
+	}
+	spin_unlock_bh(&pn->held.lock);
+	while ((skb = __skb_dequeue(&list))) {
+		struct net_device *dev = skb->dev;
+
+		/*
+		 * Under RCU: an unregistration that has not yet begun waits in
+		 * synchronize_net() for this section, and then flushes the
+		 * backlog the packet went to, before the device is freed.
+		 */
+		rcu_read_lock();
+		if (READ_ONCE(dev->reg_state) == NETREG_REGISTERED && netif_running(dev)) {
+			if (skb_network_offset(skb) < 0)
+				__skb_push(skb, -skb_network_offset(skb));
+			skb->ip_summed = CHECKSUM_NONE;
+			skb->pkt_type = PACKET_HOST;
+			netif_rx(skb);
+			n++;
+		} else {
+			kfree_skb(skb);
+		}
+		rcu_read_unlock();
+		dev_put(dev);
+	}
+	return n;
+}
+
 static void ripsec_sweep_fn(struct work_struct *work)
 {
 	struct ripsec_pernet *pn = container_of(to_delayed_work(work), struct ripsec_pernet, sweep);
 
-	if (ripsec_rs_sweep(pn->state))
+	ripsec_rs_hold_expired(pn->state, ripsec_hold_expire(pn, false));
+	if (ripsec_rs_sweep(pn->state) || !skb_queue_empty_lockless(&pn->held))
 		schedule_delayed_work(&pn->sweep, HZ);
 }
 
@@ -147,6 +293,8 @@ static int __net_init ripsec_net_init(struct net *net)
 	mutex_init(&pn->hooks_mutex);
 	INIT_WORK(&pn->reap, ripsec_reap_fn);
 	INIT_DELAYED_WORK(&pn->sweep, ripsec_sweep_fn);
+	skb_queue_head_init(&pn->held);
+	pn->held_closed = false;
 	pn->hooks = false;
 	pn->state = ripsec_rs_net_init(net, net->net_cookie, &pn->lock);
 	return pn->state ? 0 : -ENOMEM;
@@ -167,6 +315,11 @@ static void __net_exit ripsec_net_pre_exit(struct net *net)
 		nf_unregister_net_hooks(net, ripsec_nf_ops, ARRAY_SIZE(ripsec_nf_ops));
 	pn->hooks = false;
 	mutex_unlock(&pn->hooks_mutex);
+	/* Hooks still in flight may try to hold a packet: they are refused from here. */
+	spin_lock_bh(&pn->held.lock);
+	pn->held_closed = true;
+	spin_unlock_bh(&pn->held.lock);
+	ripsec_hold_expire(pn, true);
 }
 
 static void __net_exit ripsec_net_exit(struct net *net)

@@ -78,6 +78,8 @@ void ripsec_skb_input_transport(struct sk_buff *skb, u32 start, u32 len);
 int ripsec_skb_input_tunnel(struct sk_buff *skb, u32 start, u32 len);
 int ripsec_skb_decapsulated(struct sk_buff *skb);
 void ripsec_skb_free(struct sk_buff *skb);
+int ripsec_skb_hold(struct net *net, struct sk_buff *skb, u32 spi);
+u32 ripsec_skb_hold_release(struct net *net, u32 spi);
 
 /* FPU sections: runs ripsec_rs_fpu_run(arg) in one; 0 (not run) where the FPU is unusable. */
 int ripsec_glue_fpu_call(void *arg);
@@ -100,6 +102,7 @@ void *ripsec_rs_net_init(struct net *net, u64 netns_cookie, spinlock_t *lock);
 void ripsec_rs_net_exit(void *state);
 void ripsec_rs_reap(void *state);
 int ripsec_rs_sweep(void *state);
+void ripsec_rs_hold_expired(void *state, u32 n);
 u32 ripsec_rs_read_counters(void *state, u64 *counters, u32 n);
 const char *ripsec_rs_version(void);
 const char *ripsec_rs_backend(void);

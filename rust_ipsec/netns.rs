@@ -36,9 +36,12 @@ pub(crate) enum Counter {
     SpiMissEvents,
     Expires,
     OutPolicyDrop,
+    InHeld,
+    InHeldReceived,
+    InHeldDropped,
 }
 
-const COUNTERS: usize = Counter::OutPolicyDrop as usize + 1;
+const COUNTERS: usize = Counter::InHeldDropped as usize + 1;
 
 /// What the namespace lock guards.
 pub(crate) struct Locked {
@@ -133,6 +136,16 @@ extern "C" fn ripsec_rs_net_exit(state: *mut c_void) {
     pr_debug!("netns {} state freed\n", b.cookie);
     // Dropping the tables drops every SA; their keys are wiped on drop.
     drop(b);
+}
+
+/// Counts held packets the glue dropped (expired, evicted, or the namespace going away).
+#[no_mangle]
+extern "C" fn ripsec_rs_hold_expired(state: *mut c_void, n: u32) {
+    if state.is_null() || n == 0 {
+        return;
+    }
+    // SAFETY: the glue passes the live state of the namespace it serves.
+    unsafe { from_ptr(state) }.add(Counter::InHeldDropped, u64::from(n));
 }
 
 #[no_mangle]

@@ -124,6 +124,9 @@ enum ripsec_counter {
 	RIPSEC_CTR_SPI_MISS_EVENTS,	/* SPI_MISS events sent (after aggregation) */
 	RIPSEC_CTR_EXPIRES,		/* EXPIRE events sent */
 	RIPSEC_CTR_OUT_POLICY_DROP,	/* outbound packets a discard policy dropped */
+	RIPSEC_CTR_IN_HELD,		/* ESP with an unknown SPI held briefly for its SA */
+	RIPSEC_CTR_IN_HELD_RECEIVED,	/* held packets received again once their SA came */
+	RIPSEC_CTR_IN_HELD_DROPPED,	/* held packets whose SA did not come in time, or evicted */
 	__RIPSEC_CTR_MAX,
 };
 #define RIPSEC_CTR_MAX (__RIPSEC_CTR_MAX - 1)

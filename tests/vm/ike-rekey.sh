@@ -18,15 +18,20 @@
 . "$RIPSEC_ROOT/tests/vm/lib.sh"
 . "$RIPSEC_ROOT/tests/vm/ike-lib.sh"
 
-# Lost pings allowed. A Child SA rekey loses nothing when its responder
-# sends on the new SA only after the initiator's Delete for the old one
-# (ripsec does). As responders, libreswan 4.10 (in 4 of about 20 rekeys in
-# one run) and strongSwan 5.9.8 (1 of about 15 in another) were seen to
-# send on the new SA before their answer reached ripsec: rust_ipsec drops
-# that ESP and reports an SPI_MISS, which ripsec logs ("ESP for an unknown
-# SPI") and otherwise ignores. Each such rekey may cost one ping (one every
-# 50 ms), and a TCG guest on a loaded host can stall for a moment: one more.
+# Lost pings allowed: none for the rekeys. A Child SA rekey loses nothing
+# when its responder sends on the new SA only after the initiator's Delete
+# for the old one (ripsec does). As responders, libreswan 4.10 (in 4 of
+# about 20 rekeys in one run) and strongSwan 5.9.8 (1 of about 15 in
+# another) were seen to send on the new SA before their answer reached
+# ripsec; rust_ipsec holds such ESP (up to a second) and receives it once
+# ripsec has installed the SA (counter in_held_received), and reports an
+# SPI_MISS, which ripsec logs ("ESP for an unknown SPI"). A TCG guest on a
+# loaded host can stall for a moment: one ping, plus what the baseline case
+# (same traffic, no rekeys) lost in this run, where there is one. The
+# baseline itself only has to show the traffic runs (at most BASE_LOSS_MAX).
 REKEY_LOSS_MAX=${REKEY_LOSS_MAX:-1}
+BASE_LOSS_MAX=${BASE_LOSS_MAX:-5}
+BASE_LOSS=0
 A_IP=192.0.2.1 B_IP=192.0.2.2 A_IN=198.51.100.1 B_IN=203.0.113.1
 PSK="a pre-shared key for the rekey test"
 
@@ -155,8 +160,10 @@ print("in=%s out=%s" % (",".join(sorted(ins)), ",".join(sorted(outs))))' "$A_IP"
 same_sas() { [ "$(rip_spis a)" = "$(xfrm_spis b)" ]; }
 # check_same WHAT: same_sas, allowing for a rekey in progress (ripsec keeps
 # rekeying every 8 s: one end may have installed the next SA already).
+# Where ripsec rekeys every 8 s from the start, a sample may straddle a
+# rekey (the two listings are read a second or more apart under TCG): retry.
 check_same() {
-  if wait_for 10 same_sas; then ok "$1 ($(rip_spis a))"
+  if wait_for 30 same_sas; then ok "$1 ($(rip_spis a))"
   else not_ok "$1" "rust_ipsec $(rip_spis a), XFRM $(xfrm_spis b)"; fi
 }
 # lost_seqs FILE: icmp_seq numbers without a reply in ping -D output, with
@@ -235,10 +242,12 @@ EOF2
   [ "$loss" != 0 ] && echo "# $c: icmp_seq lost: $(lost_seqs "/tmp/ping-$c.txt")"
   local early allowed
   early=$(log_since /tmp/ripsec-a/log "$rl" "ESP for an unknown SPI")
-  allowed=$((REKEY_LOSS_MAX + early))
+  if [ "$rekeyer" = none ]; then allowed=$BASE_LOSS_MAX; BASE_LOSS=$loss
+  else allowed=$((REKEY_LOSS_MAX + BASE_LOSS)); fi
+  local held; held=$(json_get "$(nsx a "$RIPSEC" stats --json)" .counters.in_held_received)
   if [ "${sent:-0}" -ge 200 ] && [ "$loss" -le "$allowed" ]; then
-    ok "$c: ping $through lost $loss of $sent ($early rekeys with ESP on the new SA before its answer)"
-  else not_ok "$c: ping $through" "lost $loss of ${sent:-0}, at most $allowed allowed ($early rekeys with early ESP): $(tail -2 "/tmp/ping-$c.txt" | tr '\n' ' ')"; fi
+    ok "$c: ping $through lost $loss of $sent ($early SPI misses logged; $held packets held until their SA was in, so far)"
+  else not_ok "$c: ping $through" "lost $loss of ${sent:-0}, at most $allowed allowed ($early SPI misses logged, $held held packets received so far): $(tail -2 "/tmp/ping-$c.txt" | tr '\n' ' ')"; fi
   local mbps retr
   read -r mbps retr <<< "$(python3 -c 'import json,sys
 e=json.load(open(sys.argv[1]))["end"]
@@ -264,7 +273,10 @@ print(round(e["sum_received"]["bits_per_second"] / 1e6, 2), e["sum_sent"].get("r
     ok "$c: rekeys done: ripsec logged $rc Child and $ri IKE rekeys, $PEER $pc Child SAs and $pi IKE SAs"
   else not_ok "$c: rekeys done" "ripsec $rc Child / $ri IKE rekeys, $PEER $pc Child SAs / $pi IKE SAs"; fi
 
-  if wait_for 15 settled; then ok "$c: old SAs deleted on both ends (2 in rust_ipsec, 2 XFRM states, 1 IKE + 1 Child SA each)"
+  # ripsec's lifetimes keep rekeying (every 8 s) after the window, and each
+  # rekey has four SAs up until its Delete: under TCG a sample of the five
+  # counts takes a second or two, so give it several rekey periods.
+  if wait_for 40 settled; then ok "$c: old SAs deleted on both ends (2 in rust_ipsec, 2 XFRM states, 1 IKE + 1 Child SA each)"
   else not_ok "$c: old SAs deleted on both ends" "rust_ipsec $(rip_sa_count a) SAs, XFRM $(xfrm_states b) states, ripsec $(rip_counts a), $PEER $(peer_counts b)"; fi
   check_same "$c: rust_ipsec and XFRM hold the same new SAs"
   local want_enc="None:None None:None" want_xenc=0; [ "$encap" = ripsec ] && { want_enc="4500:4500 4500:4500"; want_xenc=2; }
