@@ -293,6 +293,39 @@ impl<R: CryptoRngCore> Engine<R> {
         Ok(())
     }
 
+    /// Replaces the connections (a configuration reload). IKE SAs of a
+    /// connection that `keep` names and the new set still has carry on under
+    /// the new definition; every other IKE SA is dropped here without a
+    /// message (call `terminate` first for Deletes), its Child SAs reported
+    /// as deleted. Nothing changes if the new configuration is invalid.
+    pub fn reconfigure(&mut self, connections: Vec<Connection>, keep: impl Fn(&str) -> bool) -> Result<()> {
+        let cfg = Config { connections, ..self.cfg.clone() };
+        cfg.validate().map_err(Error::Config)?;
+        let remap: Vec<Option<usize>> = self
+            .cfg
+            .connections
+            .iter()
+            .map(|old| if keep(&old.name) { cfg.connections.iter().position(|c| c.name == old.name) } else { None })
+            .collect();
+        let ids: Vec<u64> = self.sas.keys().copied().collect();
+        for id in ids {
+            let Some(mut sa) = self.sas.remove(&id) else { continue };
+            match remap.get(sa.conn).copied().flatten() {
+                Some(ni) => {
+                    sa.conn = ni;
+                    self.sas.insert(id, sa);
+                }
+                None => {
+                    // Still under the old configuration: `kill` names the connection.
+                    self.kill(&mut sa, Reason::LocalDelete);
+                    self.forget(&sa);
+                }
+            }
+        }
+        self.cfg = cfg;
+        Ok(())
+    }
+
     /// Forget everything with a peer address without sending anything (the
     /// operator's manual flush for a peer known dead). Returns how many IKE
     /// SAs were removed.

@@ -371,3 +371,77 @@ fn acquire_negotiates_the_named_connection_among_several_to_one_peer() {
     assert!(net.nodes[0].engine.acquire("nope", ip(peer), net.now).is_err());
     assert!(net.nodes[0].engine.acquire("one", ip("203.0.113.9"), net.now).is_err(), "not a remote address of 'one'");
 }
+
+/// A reload that changes one of two connections to the same peer (one
+/// engine) drops only that connection's SAs: the other IKE SA and its Child
+/// SA carry on with the same SPIs, and the changed connection can be
+/// negotiated anew under its new definition.
+#[test]
+fn reconfigure_keeps_the_sas_of_unchanged_connections() {
+    let (me, peer) = ("192.0.2.1", "198.51.100.1");
+    let mk = |name: &str, local: &str, remote: &str, lid: &str, rid: &str, lts: &str, rts: &str| {
+        let mut c = conn(name, local, &[remote], fqdn(lid), fqdn(rid), "psk-123");
+        c.local_ts = vec![TrafficSelector::host(ip(lts))];
+        c.remote_ts = vec![TrafficSelector::host(ip(rts))];
+        c
+    };
+    let client = |two_lts: &str| {
+        vec![
+            mk("one", me, peer, "client1", "server1", "198.51.100.101", "203.0.113.101"),
+            mk("two", me, peer, "client2", "server2", two_lts, "203.0.113.102"),
+        ]
+    };
+    let mut net = Net::new(17);
+    net.add("client", me, client("198.51.100.102"));
+    net.add(
+        "server",
+        peer,
+        vec![
+            mk("one", peer, me, "server1", "client1", "203.0.113.101", "198.51.100.101"),
+            {
+                let mut c = mk("two", peer, me, "server2", "client2", "203.0.113.102", "198.51.100.102");
+                c.remote_ts = vec![TrafficSelector::range(ip("198.51.100.100"), ip("198.51.100.110"))];
+                c
+            },
+        ],
+    );
+    net.nodes[0].engine.connect("one", net.now).unwrap();
+    net.nodes[0].engine.connect("two", net.now).unwrap();
+    net.settle();
+    let before = net.nodes[0].established(net.now);
+    assert_eq!(before.len(), 2);
+    let one = before.iter().find(|s| s.conn == "one").unwrap().clone();
+    let two = before.iter().find(|s| s.conn == "two").unwrap().clone();
+    net.nodes[0].actions.clear();
+
+    // "two" changes (another local selector); "one" does not.
+    let now = net.now;
+    net.nodes[0].engine.terminate("two", now).unwrap();
+    net.nodes[0].engine.reconfigure(client("198.51.100.103"), |n| n == "one").unwrap();
+    net.settle();
+    let after = net.nodes[0].established(net.now);
+    assert_eq!(after.iter().map(|s| s.conn.as_str()).collect::<Vec<_>>(), vec!["one"]);
+    assert_eq!(after[0].id, one.id, "the unchanged connection keeps its IKE SA");
+    assert_eq!(after[0].children.len(), 1);
+    assert_eq!(after[0].children[0].spi_in, one.children[0].spi_in, "and its Child SA");
+    let downs = net.nodes[0].downs();
+    assert_eq!(downs, vec![(two.id, Reason::LocalDelete)], "only the changed connection's IKE SA went down");
+    let deleted: Vec<u32> = net.nodes[0].child_deletes().into_iter().map(|(spi, _)| spi).collect();
+    assert_eq!(deleted, vec![two.children[0].spi_in]);
+    assert!(net.nodes[1].established(net.now).iter().all(|s| s.conn != "two"), "the peer got the Delete");
+
+    // The changed connection negotiates with its new selector.
+    net.nodes[0].engine.connect("two", net.now).unwrap();
+    net.settle();
+    let st = net.nodes[0].established(net.now);
+    assert_eq!(st.len(), 2);
+    let spi = st.iter().find(|s| s.conn == "two").unwrap().children[0].spi_in;
+    assert_eq!(net.nodes[0].kernel[&spi].ts_local, vec![TrafficSelector::host(ip("198.51.100.103"))]);
+    net.assert_children_match(0, 1);
+
+    // An invalid set changes nothing.
+    let mut bad = client("198.51.100.103");
+    bad[1].psk = SecretBytes::from("");
+    assert!(net.nodes[0].engine.reconfigure(bad, |_| true).is_err());
+    assert_eq!(net.nodes[0].established(net.now).len(), 2);
+}

@@ -133,6 +133,40 @@ check "changed connection: up with the new proposal" ctl a up peer --timeout 20
 alg=$(nsx a "$RIPSEC" sa list --json | python3 -c 'import json,sys; print(" ".join(sorted(set(s["alg"] for s in json.load(sys.stdin)))))')
 check_eq "changed connection: new SAs use chacha20poly1305" chacha20poly1305 "$alg"
 check "changed connection: ping" nsx a ping -c 2 -i 0.2 -W 2 192.0.2.2
+# Two connections to one peer address share an engine in the daemon: a
+# reload that changes one must leave the other's SAs alone.
+# conn_spi NS CONN: spi_in of CONN's first Child SA, or "-".
+conn_spi() {
+  ctl "$1" status --json | python3 -c 'import json,sys
+v=json.load(sys.stdin); ch=[c for x in v["ike_sas"] if x["conn"]==sys.argv[1] and x["state"]=="established" for c in x["children"]]
+print(ch[0]["spi_in"] if ch else "-")' "$2"
+}
+second() { # second ME PEER MYID PEERID ESP: a second connection, UDP port 5000 only.
+  printf '\n[[connection]]\nname = "second"\nlocal_addr = "%s"\nremote_addrs = ["%s"]\nlocal_id = "@%s"\nremote_id = "@%s"\npsk = "another key"\nike = ["aes128gcm16-prfsha256-x25519"]\nesp = [%s]\nmode = "transport"\nlocal_ts = ["%s udp 5000"]\nremote_ts = ["%s udp 5000"]\n' \
+    "$1" "$2" "$3" "$4" "$5" "$1" "$2"
+}
+cp /tmp/ripsec-a.toml /tmp/ripsec-a.one; cp /tmp/ripsec-b.toml /tmp/ripsec-b.one
+second 192.0.2.2 192.0.2.1 b2.example a2.example '"aes256gcm16", "aes128gcm16"' >> /tmp/ripsec-b.toml
+second 192.0.2.1 192.0.2.2 a2.example b2.example '"aes256gcm16"' >> /tmp/ripsec-a.toml
+check "b reloads with a second connection" ctl b reload
+out=$(ctl a reload --json 2>&1)
+check_eq "a: the second connection is added, the first unchanged" "['second'] ['peer']" "$(json_get "$out" .added) $(json_get "$out" .unchanged)"
+check "ripsec up for the second connection" ctl a up second --timeout 20
+peer_spi=$(conn_spi a peer); second_spi=$(conn_spi a second)
+check "a: both connections established (peer $peer_spi, second $second_spi)" test "$peer_spi" != - -a "$second_spi" != -
+sed -i 's/^esp = \["aes256gcm16"\]$/esp = ["aes128gcm16"]/' /tmp/ripsec-a.toml
+out=$(ctl a reload --json 2>&1)
+check_eq "a: reload reports second changed, peer unchanged" "['second'] ['peer']" "$(json_get "$out" .changed) $(json_get "$out" .unchanged)"
+second_gone() { [ "$(conn_spi a second)" = - ]; }
+check "a: the changed connection's SAs are gone" wait_for 10 second_gone
+check_eq "a: the unchanged connection keeps its Child SA" "$peer_spi" "$(conn_spi a peer)"
+check_eq "b: and so does its end" "$peer_spi" "$(ctl b status --json | python3 -c 'import json,sys
+v=json.load(sys.stdin); print([c["spi_out"] for x in v["ike_sas"] if x["conn"]=="peer" for c in x["children"]][0])')"
+check "ping on the unchanged connection's SAs" nsx a ping -c 2 -i 0.2 -W 2 192.0.2.2
+check "ripsec up for the changed connection" ctl a up second --timeout 20
+alg=$(nsx a "$RIPSEC" sa list --json | python3 -c 'import json,sys; print(" ".join(sorted(set(s["alg"] for s in json.load(sys.stdin)))))')
+check_eq "a: the peer connection's SAs and the second's new ones" "aes128gcm chacha20poly1305" "$alg"
+cp /tmp/ripsec-a.one /tmp/ripsec-a.toml; cp /tmp/ripsec-b.one /tmp/ripsec-b.toml
 stop_daemons
 check "a: daemon exit removed its SAs" no_sas a
 check_eq "a: daemon exit removed its policies" "[]" "$(nsx a "$RIPSEC" policy list --json)"

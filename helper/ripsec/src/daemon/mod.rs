@@ -366,62 +366,96 @@ impl Daemon {
         let new_groups = grouping(&new);
         // Build every new engine first so a failure leaves everything as it was.
         let mut built: Vec<Option<Engine<OsRng>>> = Vec::new();
-        let mut keep: Vec<Option<usize>> = Vec::new();
         for names in &new_groups {
-            let same = self.groups.iter().position(|g| {
-                &g.names == names && names.iter().all(|n| self.cfg.connection(n) == new.connection(n))
-            });
-            keep.push(same);
-            built.push(if same.is_some() { None } else { Some(build_engine(&new, names)?) });
+            built.push(Some(build_engine(&new, names)?));
+        }
+        let same = |n: &String| self.cfg.connection(n).is_some() && self.cfg.connection(n) == new.connection(n);
+        // Each new group carries on the old engine holding most of its
+        // unchanged connections, whose SAs survive; an old engine serves one
+        // new group at most. Connections regrouped away from their engine
+        // (a reload that merges or splits groups) are restarted.
+        let mut reuse: Vec<Option<usize>> = Vec::new();
+        let mut taken = vec![false; self.groups.len()];
+        for names in &new_groups {
+            let best = (0..self.groups.len())
+                .filter(|&i| !taken[i])
+                .map(|i| (i, names.iter().filter(|n| self.groups[i].names.contains(n) && same(n)).count()))
+                .filter(|&(_, k)| k > 0)
+                .max_by_key(|&(i, k)| (k, std::cmp::Reverse(i)))
+                .map(|(i, _)| i);
+            if let Some(i) = best {
+                taken[i] = true;
+            }
+            reuse.push(best);
+        }
+        let mut survivors: BTreeSet<String> = BTreeSet::new();
+        for (names, r) in new_groups.iter().zip(&reuse) {
+            if let Some(i) = *r {
+                survivors.extend(names.iter().filter(|n| self.groups[i].names.contains(n) && same(n)).cloned());
+            }
         }
         let old_names: BTreeSet<String> = self.cfg.connections.iter().map(|c| c.engine.name.clone()).collect();
         let new_names: BTreeSet<String> = new.connections.iter().map(|c| c.engine.name.clone()).collect();
         let mut report: [Vec<String>; 4] = Default::default();
         for n in &new_names {
-            match (old_names.contains(n), self.cfg.connection(n) == new.connection(n)) {
-                (false, _) => report[0].push(n.clone()),
-                (true, false) => report[2].push(n.clone()),
-                (true, true) => report[3].push(n.clone()),
+            if !old_names.contains(n) {
+                report[0].push(n.clone());
+            } else if survivors.contains(n) {
+                report[3].push(n.clone());
+            } else {
+                report[2].push(n.clone());
             }
         }
         report[1] = old_names.difference(&new_names).cloned().collect();
-        // Retire the groups not kept.
-        let old_groups = std::mem::take(&mut self.groups);
-        let mut kept: HashMap<usize, Group> = HashMap::new();
-        for (i, mut g) in old_groups.into_iter().enumerate() {
-            if keep.contains(&Some(i)) {
-                kept.insert(i, g);
+        // Tear down, under the old configuration, every connection that does
+        // not survive: Deletes sent once, module SAs and traps removed.
+        let mut old_groups: Vec<Option<Group>> = std::mem::take(&mut self.groups).into_iter().map(Some).collect();
+        for (i, slot) in old_groups.iter_mut().enumerate() {
+            let Some(g) = slot.as_mut() else { continue };
+            let doomed: Vec<String> = g.names.iter().filter(|n| !(taken[i] && survivors.contains(*n))).cloned().collect();
+            if doomed.is_empty() {
                 continue;
             }
-            info!("retiring connection(s) {:?}", g.names);
-            for n in &g.names {
+            info!("retiring connection(s) {:?}", doomed);
+            for n in &doomed {
                 let _ = g.engine.terminate(n, now);
             }
-            drain(&mut g, &mut self.io, &self.cfg, now);
-            for n in &g.names {
+            drain(g, &mut self.io, &self.cfg, now);
+            for n in &doomed {
                 self.io.kernel.delete_conn_children(n);
                 self.io.kernel.release_all(&Holder::Trap(n.clone()));
             }
         }
-        let old_cfg = std::mem::replace(&mut self.cfg, new);
+        let mut groups = Vec::new();
+        let mut fresh: Vec<String> = Vec::new();
+        for (k, names) in new_groups.into_iter().enumerate() {
+            let g = match reuse[k].and_then(|i| old_groups.get_mut(i)).and_then(Option::take) {
+                Some(mut g) => {
+                    let conns = names.iter().filter_map(|n| new.connection(n)).map(|c| c.engine.clone()).collect();
+                    // Validated above with the same connections.
+                    g.engine.reconfigure(conns, |n| survivors.contains(n)).map_err(|e| e.to_string())?;
+                    drain(&mut g, &mut self.io, &self.cfg, now);
+                    fresh.extend(names.iter().filter(|n| !survivors.contains(*n)).cloned());
+                    Group { names, engine: g.engine }
+                }
+                None => {
+                    fresh.extend(names.iter().cloned());
+                    Group { names, engine: built[k].take().ok_or("engine built above")? }
+                }
+            };
+            groups.push(g);
+        }
+        // Old engines that no new group carries on are dropped with whatever
+        // they still hold (all of it terminated above).
+        drop(old_groups);
+        self.groups = groups;
+        self.cfg = new;
         for n in report[1].iter() {
             self.io.reqids.remove(n);
         }
-        for (i, names) in new_groups.into_iter().enumerate() {
-            let g = match keep[i] {
-                Some(oi) => kept.remove(&oi).expect("kept group"),
-                None => Group { names, engine: built[i].take().expect("built engine") },
-            };
-            let fresh = keep[i].is_none();
-            let names = g.names.clone();
-            self.groups.push(g);
-            if fresh {
-                for n in names {
-                    self.start_conn(&n, now);
-                }
-            }
+        for n in fresh {
+            self.start_conn(&n, now);
         }
-        drop(old_cfg);
         self.io.ike_index.clear();
         self.reindex();
         Ok(report)
