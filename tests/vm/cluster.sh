@@ -184,20 +184,17 @@ cl_down() {
 # but CL_T0 is the instant the address is added on TO (the move), and the
 # gratuitous ARP is not waited for (arping lingers 1 s after sending it).
 cl_move() {
-  local to=$1 dev=${2:-eth0} from fdev garp
+  local to=$1 dev=${2:-eth0} from fdev
   read -r from fdev <<< "$(pkg_where)"
   if [ -n "$from" ]; then
     ip -n "$from" addr del "$PKG4/24" dev "$fdev"
     ip -n "$from" addr del "$PKG6/64" dev "$fdev" 2>/dev/null
   fi
   CL_T0=$(now_s)
-  ip -n "$to" addr add "$PKG4/24" dev "$dev"
-  ip netns exec "$to" arping -q -U -c 1 -I "$dev" -s "$PKG4" "$PKG4" &
-  garp=$!
-  ip -n "$to" addr add "$PKG6/64" dev "$dev" nodad
-  ip -n "$to" neigh flush dev "$dev" to "$CLIENT6" 2>/dev/null
-  ip netns exec "$to" ping -6 -q -c 1 -W 1 -I "$PKG6" "$CLIENT6" >/dev/null 2>&1
-  wait "$garp"
+  # Both addresses in one step; the IPv6 one is announced by the kernel
+  # (unsolicited NA, ndisc_notify), the IPv4 one by a gratuitous ARP.
+  printf 'addr add %s/24 dev %s\naddr add %s/64 dev %s nodad\n' "$PKG4" "$dev" "$PKG6" "$dev" | ip -n "$to" -batch -
+  ip netns exec "$to" arping -q -U -c 1 -I "$dev" -s "$PKG4" "$PKG4"
   return 0
 }
 

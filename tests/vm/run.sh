@@ -3,7 +3,7 @@
 # failed check or any kernel WARN/BUG/oops/KASAN/kmemleak report.
 #   tests/vm/run.sh [SCENARIO...]     (files under tests/vm/scenarios/ or tests/vm/; default: all scenarios)
 # Env: VARIANT=test|debug (kernel), VM_CPUS (2), VM_CPU (QEMU -cpu model: max), VM_MEM (2048 MiB), VM_TIMEOUT (s),
-#      VM_VERBOSE=1 (stream the guest console), RIPSEC_CACHE.
+#      VM_VERBOSE=1 (stream the guest console), VM_APPEND (more kernel arguments), RIPSEC_CACHE.
 # The guest sees the host root read-only over 9p, so host tools and this checkout's
 # build outputs are usable inside it; there is no network device to the outside.
 set -euo pipefail
@@ -58,6 +58,11 @@ append="console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version
 append+=" ro init=$root/tests/vm/init.sh panic=-1 kmemleak=on quiet loglevel=4 rcupdate.rcu_cpu_stall_timeout=120"
 append+=" RIPSEC_ROOT=$root RIPSEC_SCENARIOS=$scen_list RIPSEC_CACHE=$CACHE"
 [ -n "${RIPSEC_DEMO:-}" ] && append+=" RIPSEC_DEMO=1"
+# Under TCG the debug kernel spends minutes evaluating the ACPI _PRT of the
+# PCI bus (AE_AML_LOOP_TIMEOUT); its interrupts route without ACPI just as
+# well, and ACPI still describes the CPUs.
+[ "${VARIANT:-test}" = debug ] && append+=" acpi=noirq"
+append+=${VM_APPEND:+ $VM_APPEND}
 
 echo "vm: booting $(basename "$KB") (${accel[*]}, $cpus vCPUs) for: ${scenarios[*]}"
 t0=$(date +%s)

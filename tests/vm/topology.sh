@@ -45,7 +45,10 @@ topo_up() {
   for n in $TOPO_NODES; do
     _ns_init "$n"
     # Two interfaces on one LAN: answer ARP only on the interface holding the address.
-    ip netns exec "$n" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    # An IPv6 address added here is announced by an unsolicited neighbour
+    # advertisement (override set), as cluster managers do (IPaddr2's send_ua).
+    ip netns exec "$n" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+      net.ipv6.conf.all.ndisc_notify=1
     _port "$n" eth0 "${n}a"
     _port "$n" eth1 "${n}b"
     ip -n "$n" addr add "${LAN4[$n]}/24" dev eth0
@@ -85,11 +88,9 @@ pkg_place() {
   fi
   ip -n "$to" addr add "$PKG4/24" dev "$dev"
   ip -n "$to" addr add "$PKG6/64" dev "$dev" nodad
-  # Gratuitous ARP for IPv4; for IPv6 a neighbour solicitation sent from the
-  # package address carries its new link-layer address to the client.
+  # Gratuitous ARP for IPv4; for IPv6 the kernel sent an unsolicited
+  # neighbour advertisement as the address came up (ndisc_notify).
   ip netns exec "$to" arping -q -U -c 1 -I "$dev" -s "$PKG4" "$PKG4" || true
-  ip -n "$to" neigh flush dev "$dev" to "$CLIENT6" 2>/dev/null
-  ip netns exec "$to" ping -6 -q -c 1 -W 1 -I "$PKG6" "$CLIENT6" >/dev/null 2>&1 || true
 }
 
 # mac_of NS IFACE

@@ -20,6 +20,8 @@ pkg_place node2 eth0
 check_eq "package moved to node2" "node2 eth0" "$(pkg_where)"
 check "client reaches the package on node2 (IPv4)" nsx client ping -c1 -W2 "$PKG4"
 check_eq "client now sends package traffic to node2 eth0" "$(mac_of node2 eth0)" "$(client_lladdr "$PKG4")"
+for _ in $(seq 20); do [ "$(client_lladdr "$PKG6")" = "$(mac_of node2 eth0)" ] && break; sleep 0.1; done
+check_eq "node2's unsolicited NA moved the client's IPv6 neighbour entry, before any IPv6 traffic" "$(mac_of node2 eth0)" "$(client_lladdr "$PKG6")"
 check "client reaches the package on node2 (IPv6)" nsx client ping -6 -c1 -W2 "$PKG6"
 check_eq "client's IPv6 neighbour for the package is node2 eth0" "$(mac_of node2 eth0)" "$(client_lladdr "$PKG6")"
 
