@@ -14,6 +14,13 @@
 #   cl_sa_count NS        SAs in NS's module
 #   cl_down               stop daemons, remove the topology
 # Logs: /tmp/cluster/NS.log (daemon, debug), all timestamps UTC.
+#
+# The client's IKE implementation: CL_CLIENT_IMPL=ripsec (default), strongswan
+# or libreswan: charon or pluto with Linux XFRM in the client namespace (the
+# scenario sources tests/vm/ike-lib.sh before this file), the same connection
+# pkgA (transport, AES-GCM, PSK, the same identities), started by traffic
+# (start_action = trap; auto=ondemand + route). CL_SW_DPD: strongSwan's
+# dpd_delay (default 0: off); CL_SW_CHARON: extra strongswan.conf lines.
 CL_DIR=/tmp/cluster
 # The package and client addresses the connection uses: IPv4 unless a scenario
 # sets CL_FAMILY=6 before sourcing this file.
@@ -85,9 +92,74 @@ cl_bypass() {
   done
 }
 
+# cl_peer_start: the client as strongSwan or libreswan (CL_CLIENT_IMPL).
+cl_peer_start() {
+  local d
+  case $CL_CLIENT_IMPL in
+  strongswan)
+    d=/tmp/sw-client; mkdir -p "$d"; : > "$d/charon.log"
+    cat > "$d/swanctl.conf" <<EOF
+connections {
+  pkgA {
+    version = 2
+    local_addrs = $CL_CLIENT
+    remote_addrs = $CL_PKG
+    proposals = aes128gcm16-prfsha256-x25519
+    rekey_time = 0
+    dpd_delay = ${CL_SW_DPD:-0}
+    local { auth = psk
+            id = @$CL_CLIENT_ID }
+    remote { auth = psk
+             id = @$CL_PKG_ID }
+    children {
+      pkgA { mode = transport
+             esp_proposals = aes256gcm16
+             start_action = trap
+             dpd_action = trap
+             rekey_time = 0 }
+    }
+  }
+}
+secrets {
+  ike-pkgA { id-a = @$CL_CLIENT_ID
+             id-b = @$CL_PKG_ID
+             secret = "$CL_PSK" }
+}
+EOF
+    sw_start client "${CL_SW_CHARON:-}" && sw_load client >/dev/null ;;
+  libreswan)
+    d=/tmp/ls-client; mkdir -p "$d"; : > "$d/pluto.log"
+    cat > "$d/ipsec.conf" <<EOF
+config setup
+  plutodebug=${LS_DEBUG:-none}
+  logtime=yes
+conn pkgA
+  ikev2=yes
+  authby=secret
+  left=$CL_CLIENT
+  leftid=@$CL_CLIENT_ID
+  right=$CL_PKG
+  rightid=@$CL_PKG_ID
+  type=transport
+  ike=aes_gcm128-sha2_256;dh31
+  esp=aes_gcm256
+  pfs=no
+  mobike=no
+  ikelifetime=24h
+  salifetime=24h
+  leftupdown=%disabled
+  auto=ondemand
+EOF
+    echo "@$CL_CLIENT_ID @$CL_PKG_ID : PSK \"$CL_PSK\"" > "$d/ipsec.secrets"; chmod 600 "$d/ipsec.secrets"
+    ls_start client && ls_load client pkgA >/dev/null && { lsw client --route --name pkgA >/dev/null; true; } ;;
+  *) echo "cluster: unknown CL_CLIENT_IMPL=$CL_CLIENT_IMPL" >&2; return 1 ;;
+  esac
+}
+
 # cl_start NS [EXTRA]: start NS's daemon (waits for its control socket).
 cl_start() {
   local ns=$1
+  if [ "$ns" = client ] && [ "${CL_CLIENT_IMPL:-ripsec}" != ripsec ]; then cl_peer_start; return; fi
   cl_conf "$ns" "${2:-}"
   rm -f "$CL_DIR/$ns.sock"
   ip netns exec "$ns" "$RIPSEC" daemon --config "$CL_DIR/$ns.toml" --socket "$CL_DIR/$ns.sock" \
@@ -151,6 +223,27 @@ cl_one_pair() {
   [ "$(grep -o '"state":"established"' <<< "$j" | wc -l) $(grep -o '"spi_in":' <<< "$j" | wc -l) $(grep -o '"spi_i":' <<< "$j" | wc -l)" = "1 1 1" ]
 }
 
+# cl_xfrm_spis NS: NS's XFRM states as "in:SPI out:SPI ..." (sorted; "in" =
+# towards the client's address), the form of cl_sa_spis. Larval states (SPI 0:
+# the kernel's placeholder for a pending ACQUIRE, gone after xfrm_acq_expires)
+# are not SAs and are left out; cl_xfrm_larval counts them.
+cl_xfrm_spis() {
+  ip -n "$1" xfrm state list 2>/dev/null | awk -v me="$CL_CLIENT" '
+    /^src / { dir = ($4 == me) ? "in" : "out" }
+    /proto esp spi/ && $4 != "0x00000000" { print dir ":" $4 }' | sort | tr '\n' ' ' | sed 's/ $//'
+}
+cl_xfrm_larval() { ip -n "$1" xfrm state list 2>/dev/null | grep -c 'proto esp spi 0x00000000 '; }
+# cl_crosswise SPIS: the same SAs seen from the other end (in <-> out), sorted.
+cl_crosswise() { tr ' ' '\n' <<< "$1" | sed 's/^in:/X:/; s/^out:/in:/; s/^X:/out:/' | sort | tr '\n' ' ' | sed 's/ $//'; }
+# cl_client_one_pair: the client (any CL_CLIENT_IMPL) holds one IKE SA with one Child SA.
+cl_client_one_pair() {
+  case ${CL_CLIENT_IMPL:-ripsec} in
+  strongswan) [ "$(sw_counts client)" = "1 1" ] ;;
+  libreswan) [ "$(ls_counts client)" = "1 1" ] ;;
+  *) cl_one_pair client ;;
+  esac
+}
+
 # wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds.
 wait_for() { local t=$1; shift; local end=$(( $(date +%s) + t )); until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -ge $end ] && return 1; sleep 0.1; done; }
 
@@ -170,6 +263,10 @@ cl_up() {
 cl_save_logs() {
   local f
   for f in "$CL_DIR"/*.log; do [ -f "$f" ] && cp "$f" "$OUT/$1-$(basename "$f")"; done
+  case ${CL_CLIENT_IMPL:-ripsec} in
+  strongswan) cp /tmp/sw-client/charon.log "$OUT/$1-client-charon.log" 2>/dev/null ;;
+  libreswan) cp /tmp/ls-client/pluto.log "$OUT/$1-client-pluto.log" 2>/dev/null ;;
+  esac
   return 0
 }
 
@@ -177,6 +274,7 @@ cl_save_logs() {
 cl_down() {
   local ns
   for ns in "${!CL_PID[@]}"; do cl_stop "$ns"; done
+  case ${CL_CLIENT_IMPL:-ripsec} in strongswan) sw_stop client ;; libreswan) ls_stop client ;; esac
   topo_down
 }
 
@@ -269,13 +367,13 @@ EOF
 # cl_crash_failover FROM TO: FROM dies (cl_fail), the package moves to TO
 # (cl_move), and FROM's daemon comes back as the standby node. Needs the
 # background ping (cl_traffic_start). Sets CL_REC_MS: address move -> first
-# reply through a new SA (empty if none within 30 s).
+# reply through a new SA (empty if none within CL_REC_WAIT s, default 30).
 cl_crash_failover() {
   local from=$1 to=$2 r
   cl_fail "$from"
   cl_move "$to" eth0
   CL_REC_MS= CL_MISS_MS=
-  if r=$(cl_wait_reply_after "$CL_T0" 30); then
+  if r=$(cl_wait_reply_after "$CL_T0" "${CL_REC_WAIT:-30}"); then
     CL_REC_MS=$(ms_between "$CL_T0" "$r")
     # The IPsec part alone (CL_MEASURE_MISS=1): first ESP seen by TO (its
     # SPI miss) -> first reply.

@@ -2,6 +2,7 @@
 # Boots the test kernel in QEMU, runs VM scenarios inside it, and fails on any
 # failed check or any kernel WARN/BUG/oops/KASAN/kmemleak report.
 #   tests/vm/run.sh [SCENARIO...]     (files under tests/vm/scenarios/ or tests/vm/; default: all scenarios)
+# The guest gives each scenario 600 s, or what its file asks for in a line "# vm-timeout: SECONDS".
 # Env: VARIANT=test|debug (kernel), VM_CPUS (2), VM_CPU (QEMU -cpu model: max), VM_MEM (2048 MiB), VM_TIMEOUT (s),
 #      VM_VERBOSE=1 (stream the guest console), VM_APPEND (more kernel arguments), RIPSEC_CACHE.
 # The guest sees the host root read-only over 9p, so host tools and this checkout's
