@@ -290,8 +290,9 @@ cl_move() {
   fi
   CL_T0=$(now_s)
   # Both addresses in one step; the IPv6 one is announced by the kernel
-  # (unsolicited NA, ndisc_notify), the IPv4 one by a gratuitous ARP.
-  printf 'addr add %s/24 dev %s\naddr add %s/64 dev %s nodad\n' "$PKG4" "$dev" "$PKG6" "$dev" | ip -n "$to" -batch -
+  # (unsolicited NA, ndisc_notify: it needs the address to start tentative,
+  # so no nodad; DAD itself is off), the IPv4 one by a gratuitous ARP.
+  printf 'addr add %s/24 dev %s\naddr add %s/64 dev %s\n' "$PKG4" "$dev" "$PKG6" "$dev" | ip -n "$to" -batch -
   ip netns exec "$to" arping -q -U -c 1 -I "$dev" -s "$PKG4" "$PKG4"
   return 0
 }

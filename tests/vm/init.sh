@@ -38,7 +38,9 @@ for s in "${scenarios[@]}"; do
   start=$(date +%s)
   # 600 s per scenario, unless its file asks for more ("# vm-timeout: SECONDS").
   limit=$(sed -n 's/^# vm-timeout: \([0-9][0-9]*\)$/\1/p' "tests/vm/$s.sh" | head -1)
-  timeout "${limit:-600}" bash "tests/vm/$s.sh" 2>&1 | tee "$OUT/$name.log"
+  # The debug kernel (KASAN, lockdep, kmemleak) runs several times slower under TCG.
+  limit=$(( ${limit:-600} * ${RIPSEC_SLOW:-1} ))
+  timeout "$limit" bash "tests/vm/$s.sh" 2>&1 | tee "$OUT/$name.log"
   rc=${PIPESTATUS[0]}
   if [ $rc != 0 ]; then
     echo "not ok - $name: scenario exited with status $rc" | tee -a "$RESULTS"

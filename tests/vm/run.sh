@@ -62,7 +62,7 @@ append+=" RIPSEC_ROOT=$root RIPSEC_SCENARIOS=$scen_list RIPSEC_CACHE=$CACHE"
 # Under TCG the debug kernel spends minutes evaluating the ACPI _PRT of the
 # PCI bus (AE_AML_LOOP_TIMEOUT); its interrupts route without ACPI just as
 # well, and ACPI still describes the CPUs.
-[ "${VARIANT:-test}" = debug ] && append+=" acpi=noirq"
+[ "${VARIANT:-test}" = debug ] && append+=" acpi=noirq RIPSEC_SLOW=4"
 append+=${VM_APPEND:+ $VM_APPEND}
 
 echo "vm: booting $(basename "$KB") (${accel[*]}, $cpus vCPUs) for: ${scenarios[*]}"

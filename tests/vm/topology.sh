@@ -87,7 +87,9 @@ pkg_place() {
     ip -n "$from" addr del "$PKG6/64" dev "$fdev" 2>/dev/null
   fi
   ip -n "$to" addr add "$PKG4/24" dev "$dev"
-  ip -n "$to" addr add "$PKG6/64" dev "$dev" nodad
+  # Not nodad: DAD is off in these namespaces, and the kernel sends its
+  # unsolicited NA only for an address that starts out tentative.
+  ip -n "$to" addr add "$PKG6/64" dev "$dev"
   # Gratuitous ARP for IPv4; for IPv6 the kernel sent an unsolicited
   # neighbour advertisement as the address came up (ndisc_notify).
   ip netns exec "$to" arping -q -U -c 1 -I "$dev" -s "$PKG4" "$PKG4" || true
