@@ -1057,4 +1057,62 @@ psk = "k"
         assert_eq!(ike_header(&h), Some((1, 2, IKE_SA_INIT, FLAG_INITIATOR)));
         assert_eq!(ike_header(&h[..20]), None);
     }
+
+    /// bind_control changes the process umask for a moment: the tests
+    /// that call it (and check modes) must not overlap.
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(p).unwrap().permissions().mode()
+    }
+
+    /// The control socket is 0600 in a new directory 0700, whatever the
+    /// process umask; the umask is restored.
+    #[test]
+    fn control_socket_permissions() {
+        use std::os::unix::fs::FileTypeExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run").join("ripsec");
+        let sock = dir.join("ripsec.sock");
+        let _g = UMASK.lock().unwrap_or_else(|e| e.into_inner());
+        // A permissive umask (0): modes must not come from it.
+        // SAFETY: umask(2) has no memory effects.
+        let before = unsafe { libc::umask(0) };
+        let l = bind_control(&sock);
+        // SAFETY: as above.
+        let during = unsafe { libc::umask(before) };
+        let l = l.unwrap();
+        assert_eq!(during, 0, "bind_control restores the umask it found");
+        assert!(std::fs::symlink_metadata(&sock).unwrap().file_type().is_socket());
+        assert_eq!(mode(&sock) & 0o777, 0o600, "socket mode");
+        assert_eq!(mode(&dir) & 0o777, 0o700, "directory mode");
+        assert!(std::fs::symlink_metadata(&dir).unwrap().is_dir());
+        // It is a working listener.
+        let _c = UnixStream::connect(&sock).unwrap();
+        assert!(l.accept().is_ok());
+        // A second daemon on the same path is refused while the first listens.
+        let e = bind_control(&sock).unwrap_err();
+        assert!(e.contains("another ripsec daemon is listening"), "{e}");
+        assert_eq!(mode(&sock) & 0o777, 0o600);
+        drop(l);
+        // A stale socket (no listener) is replaced, again 0600.
+        std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        let l2 = bind_control(&sock).unwrap();
+        assert_eq!(mode(&sock) & 0o777, 0o600);
+        drop(l2);
+    }
+
+    /// An existing directory keeps its mode (the administrator's choice).
+    #[test]
+    fn control_socket_in_existing_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let _g = UMASK.lock().unwrap_or_else(|e| e.into_inner());
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let sock = tmp.path().join("ctl.sock");
+        let _l = bind_control(&sock).unwrap();
+        assert_eq!(mode(&sock) & 0o777, 0o600);
+        assert_eq!(mode(tmp.path()) & 0o777, 0o750);
+    }
 }
