@@ -192,6 +192,22 @@ fn s(v: &Value, k: &str) -> String {
     }
 }
 
+/// A Child SA's traffic counters for the text status (" in P pkts B bytes,
+/// out P pkts B bytes"), empty when the daemon gave none (module absent).
+pub fn counters_text(c: &Value) -> String {
+    let n = |k: &str| c.get(k).and_then(Value::as_u64);
+    let dir = |name: &str| match (n(&format!("packets_{name}")), n(&format!("bytes_{name}"))) {
+        (Some(p), Some(b)) => Some(format!("{name} {p} pkts {b} bytes")),
+        _ => None,
+    };
+    let v: Vec<String> = [dir("in"), dir("out")].into_iter().flatten().collect();
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", v.join(", "))
+    }
+}
+
 pub fn status(socket: &Path, json: bool) -> Result<(), CtlError> {
     let v = call(socket, &Request::Status)?;
     if json {
@@ -244,7 +260,7 @@ pub fn status(socket: &Path, json: bool) -> Result<(), CtlError> {
                     .unwrap_or_default()
             };
             println!(
-                "    child in {} out {} {} {}{}{} age {}s: {} === {}",
+                "    child in {} out {} {} {}{}{} age {}s{}: {} === {}",
                 s(c, "spi_in"),
                 s(c, "spi_out"),
                 s(c, "mode"),
@@ -252,6 +268,7 @@ pub fn status(socket: &Path, json: bool) -> Result<(), CtlError> {
                 if c.get("esn") == Some(&Value::Bool(true)) { " esn" } else { "" },
                 if c.get("encap") == Some(&Value::Bool(true)) { " udp-encap" } else { "" },
                 s(c, "age_s"),
+                counters_text(c),
                 ts("ts_local"),
                 ts("ts_remote"),
             );
@@ -270,6 +287,15 @@ mod tests {
         assert_eq!(serde_json::to_string(&Request::Status).unwrap(), r#"{"cmd":"status"}"#);
         let r: Request = serde_json::from_str(r#"{"cmd":"reload"}"#).unwrap();
         assert_eq!(r, Request::Reload);
+    }
+
+    #[test]
+    fn counters_in_text_status() {
+        let c = serde_json::json!({"spi_in": "0x1", "packets_in": 3, "bytes_in": 360, "packets_out": 2, "bytes_out": 240});
+        assert_eq!(counters_text(&c), " (in 3 pkts 360 bytes, out 2 pkts 240 bytes)");
+        let c = serde_json::json!({"spi_in": "0x1", "packets_out": 0, "bytes_out": 0});
+        assert_eq!(counters_text(&c), " (out 0 pkts 0 bytes)");
+        assert_eq!(counters_text(&serde_json::json!({"spi_in": "0x1"})), "", "no counters: nothing");
     }
 
     #[test]
