@@ -129,7 +129,18 @@ impl<R: CryptoRngCore> Engine<R> {
         } else {
             bytes
         };
-        let Ok(header) = Header::decode(data) else { return };
+        let header = match Header::decode(data) {
+            Ok(h) => h,
+            // A higher major version (§2.5): the header is still readable,
+            // and an IKE_SA_INIT request gets INVALID_MAJOR_VERSION.
+            Err(e @ Error::BadVersion(v)) if v >> 4 > 2 => {
+                if let Some(h) = Header::decode_any_version(data) {
+                    self.answer_decode_error(&h, e, local, remote);
+                }
+                return;
+            }
+            Err(_) => return,
+        };
         let msg = match Message::decode(data) {
             Ok(m) => m,
             Err(e) => {
@@ -779,3 +790,6 @@ impl<R: CryptoRngCore> Engine<R> {
         Duration::from_millis(self.rng.next_u64() % ms)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -51,11 +51,18 @@ impl Header {
     }
 
     pub fn decode(b: &[u8]) -> Result<Header> {
-        let b: &[u8; IKE_HEADER_LEN] = b
-            .get(..IKE_HEADER_LEN)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(Error::Truncated)?;
-        let h = Header {
+        let h = Header::decode_any_version(b).ok_or(Error::Truncated)?;
+        if h.version >> 4 != 2 {
+            return Err(Error::BadVersion(h.version));
+        }
+        Ok(h)
+    }
+
+    /// The header fields whatever the version says (to answer a message of
+    /// another major version, §2.5). None when too short.
+    pub fn decode_any_version(b: &[u8]) -> Option<Header> {
+        let b: &[u8; IKE_HEADER_LEN] = b.get(..IKE_HEADER_LEN)?.try_into().ok()?;
+        Some(Header {
             spi_i: u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
             spi_r: u64::from_be_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]),
             next_payload: b[16],
@@ -64,11 +71,7 @@ impl Header {
             flags: b[19],
             message_id: u32::from_be_bytes([b[20], b[21], b[22], b[23]]),
             length: u32::from_be_bytes([b[24], b[25], b[26], b[27]]),
-        };
-        if h.version >> 4 != 2 {
-            return Err(Error::BadVersion(h.version));
-        }
-        Ok(h)
+        })
     }
 
     pub fn encode_into(&self, out: &mut Vec<u8>) {

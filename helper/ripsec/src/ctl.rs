@@ -88,20 +88,43 @@ fn established_with_child(sa: &Value) -> bool {
         && sa.get("children").and_then(Value::as_array).is_some_and(|c| !c.is_empty())
 }
 
+/// What `ripsec up` prints for the established IKE SA `sa`: with `--json`
+/// the daemon's status object of that IKE SA (one line), else a sentence.
+pub fn up_output(conn: &str, sa: &Value, json: bool) -> String {
+    if json {
+        sa.to_string()
+    } else {
+        format!("connection '{conn}' established")
+    }
+}
+
+/// What `ripsec down` prints once the connection has no IKE SA left.
+pub fn down_output(conn: &str, json: bool) -> String {
+    if json {
+        serde_json::json!({ "conn": conn, "down": true }).to_string()
+    } else {
+        format!("connection '{conn}' down")
+    }
+}
+
 /// `ripsec up`: initiates, then waits up to `timeout` for an established
 /// IKE SA with a Child SA.
 pub fn up(socket: &Path, conn: &str, timeout: f64, json: bool) -> Result<(), CtlError> {
+    up_to(socket, conn, timeout, json, &mut std::io::stdout())
+}
+
+fn print(out: &mut impl Write, line: &str) -> Result<(), CtlError> {
+    writeln!(out, "{line}").map_err(|e| CtlError { code: exit::ERROR, msg: format!("writing the output: {e}") })
+}
+
+/// `up`, printing to `out`.
+pub fn up_to(socket: &Path, conn: &str, timeout: f64, json: bool, out: &mut impl Write) -> Result<(), CtlError> {
     call(socket, &Request::Up { conn: conn.to_owned() })?;
     let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
     loop {
         let st = call(socket, &Request::Status)?;
         if let Some(sa) = conn_sas(&st, conn).into_iter().find(|s| established_with_child(s)) {
-            if json {
-                println!("{sa}");
-            } else {
-                println!("connection '{conn}' established");
-            }
-            return Ok(());
+            return print(out, &up_output(conn, sa, json));
         }
         if Instant::now() >= deadline {
             return Err(CtlError {
@@ -116,18 +139,18 @@ pub fn up(socket: &Path, conn: &str, timeout: f64, json: bool) -> Result<(), Ctl
 /// `ripsec down`: deletes the connection's IKE SAs, then waits up to
 /// `timeout` for them to be gone.
 pub fn down(socket: &Path, conn: &str, timeout: f64, json: bool) -> Result<(), CtlError> {
+    down_to(socket, conn, timeout, json, &mut std::io::stdout())
+}
+
+/// `down`, printing to `out`.
+pub fn down_to(socket: &Path, conn: &str, timeout: f64, json: bool, out: &mut impl Write) -> Result<(), CtlError> {
     call(socket, &Request::Down { conn: conn.to_owned() })?;
     let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
     loop {
         let st = call(socket, &Request::Status)?;
         let left = conn_sas(&st, conn).len();
         if left == 0 {
-            if json {
-                println!("{}", serde_json::json!({ "conn": conn, "down": true }));
-            } else {
-                println!("connection '{conn}' down");
-            }
-            return Ok(());
+            return print(out, &down_output(conn, json));
         }
         if Instant::now() >= deadline {
             return Err(CtlError {
@@ -166,6 +189,22 @@ fn s(v: &Value, k: &str) -> String {
         Some(Value::String(x)) => x.clone(),
         Some(Value::Null) | None => "-".into(),
         Some(x) => x.to_string(),
+    }
+}
+
+/// A Child SA's traffic counters for the text status (" in P pkts B bytes,
+/// out P pkts B bytes"), empty when the daemon gave none (module absent).
+pub fn counters_text(c: &Value) -> String {
+    let n = |k: &str| c.get(k).and_then(Value::as_u64);
+    let dir = |name: &str| match (n(&format!("packets_{name}")), n(&format!("bytes_{name}"))) {
+        (Some(p), Some(b)) => Some(format!("{name} {p} pkts {b} bytes")),
+        _ => None,
+    };
+    let v: Vec<String> = [dir("in"), dir("out")].into_iter().flatten().collect();
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", v.join(", "))
     }
 }
 
@@ -221,7 +260,7 @@ pub fn status(socket: &Path, json: bool) -> Result<(), CtlError> {
                     .unwrap_or_default()
             };
             println!(
-                "    child in {} out {} {} {}{}{} age {}s: {} === {}",
+                "    child in {} out {} {} {}{}{} age {}s{}: {} === {}",
                 s(c, "spi_in"),
                 s(c, "spi_out"),
                 s(c, "mode"),
@@ -229,6 +268,7 @@ pub fn status(socket: &Path, json: bool) -> Result<(), CtlError> {
                 if c.get("esn") == Some(&Value::Bool(true)) { " esn" } else { "" },
                 if c.get("encap") == Some(&Value::Bool(true)) { " udp-encap" } else { "" },
                 s(c, "age_s"),
+                counters_text(c),
                 ts("ts_local"),
                 ts("ts_remote"),
             );
@@ -250,10 +290,119 @@ mod tests {
     }
 
     #[test]
+    fn counters_in_text_status() {
+        let c = serde_json::json!({"spi_in": "0x1", "packets_in": 3, "bytes_in": 360, "packets_out": 2, "bytes_out": 240});
+        assert_eq!(counters_text(&c), " (in 3 pkts 360 bytes, out 2 pkts 240 bytes)");
+        let c = serde_json::json!({"spi_in": "0x1", "packets_out": 0, "bytes_out": 0});
+        assert_eq!(counters_text(&c), " (out 0 pkts 0 bytes)");
+        assert_eq!(counters_text(&serde_json::json!({"spi_in": "0x1"})), "", "no counters: nothing");
+    }
+
+    #[test]
     fn no_daemon_is_exit_5() {
         let dir = tempfile::tempdir().unwrap();
         let e = call(&dir.path().join("none.sock"), &Request::Status).unwrap_err();
         assert_eq!(e.code, exit::DAEMON_NOT_RUNNING);
         assert!(e.msg.contains("no ripsec daemon is listening"), "{}", e.msg);
+    }
+
+    /// A fake daemon on a unix socket for `conns` connections: answers
+    /// each request line with `answer(request, n)`, n counting the status
+    /// requests before this one, and returns the requests it got.
+    fn fake_daemon(
+        path: &Path,
+        conns: usize,
+        answer: impl Fn(&Request, usize) -> Value + Send + 'static,
+    ) -> std::thread::JoinHandle<Vec<Request>> {
+        let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut statuses = 0;
+            for _ in 0..conns {
+                let (mut s, _) = l.accept().unwrap();
+                let mut line = String::new();
+                BufReader::new(&s).read_line(&mut line).unwrap();
+                let req: Request = serde_json::from_str(&line).unwrap();
+                let a = answer(&req, statuses);
+                if req == Request::Status {
+                    statuses += 1;
+                }
+                writeln!(s, "{a}").unwrap();
+                seen.push(req);
+            }
+            seen
+        })
+    }
+
+    fn sa_json(conn: &str, state: &str, children: usize) -> Value {
+        serde_json::json!({
+            "conn": conn, "id": "1", "state": state, "initiator": true,
+            "local_id": "client", "remote_id": "server",
+            "children": (0..children).map(|i| serde_json::json!({"spi_in": format!("{:08x}", 0x1000 + i)})).collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn up_json_prints_the_established_ike_sa_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let other = sa_json("other", "established", 1);
+        let want = sa_json("c", "established", 1);
+        let (o, w) = (other.clone(), want.clone());
+        let d = fake_daemon(&path, 4, move |req, n| match req {
+            Request::Up { .. } => serde_json::json!({"ok": true}),
+            // First: only half-open; then established without a Child SA;
+            // then with one.
+            Request::Status => match n {
+                0 => serde_json::json!({"ok": true, "ike_sas": [o.clone(), sa_json("c", "connecting", 0)]}),
+                1 => serde_json::json!({"ok": true, "ike_sas": [o.clone(), sa_json("c", "established", 0)]}),
+                _ => serde_json::json!({"ok": true, "ike_sas": [o.clone(), w.clone()]}),
+            },
+            _ => serde_json::json!({"ok": false, "error": "unexpected"}),
+        });
+        let mut out = Vec::new();
+        up_to(&path, "c", 10.0, true, &mut out).unwrap();
+        let seen = d.join().unwrap();
+        assert_eq!(seen[0], Request::Up { conn: "c".into() });
+        assert_eq!(seen[1..], [Request::Status, Request::Status, Request::Status]);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.ends_with('\n') && out.lines().count() == 1, "one line: {out:?}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v, want, "exactly the daemon's status object of the connection's IKE SA");
+        // Without --json: a sentence.
+        assert_eq!(up_output("c", &want, false), "connection 'c' established");
+    }
+
+    #[test]
+    fn down_json_prints_conn_and_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let d = fake_daemon(&path, 3, move |req, n| match req {
+            Request::Down { .. } => serde_json::json!({"ok": true}),
+            Request::Status if n == 0 => serde_json::json!({"ok": true, "ike_sas": [sa_json("c", "deleting", 1)]}),
+            Request::Status => serde_json::json!({"ok": true, "ike_sas": [sa_json("other", "established", 1)]}),
+            _ => serde_json::json!({"ok": false, "error": "unexpected"}),
+        });
+        let mut out = Vec::new();
+        down_to(&path, "c", 10.0, true, &mut out).unwrap();
+        let seen = d.join().unwrap();
+        assert_eq!(seen, [Request::Down { conn: "c".into() }, Request::Status, Request::Status]);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out, "{\"conn\":\"c\",\"down\":true}\n");
+        assert_eq!(down_output("c", false), "connection 'c' down");
+    }
+
+    #[test]
+    fn up_error_answer_is_an_error_and_prints_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let d = fake_daemon(&path, 1, |_, _| serde_json::json!({"ok": false, "error": "unknown connection 'x'"}));
+        let mut out = Vec::new();
+        let e = up_to(&path, "x", 1.0, true, &mut out).unwrap_err();
+        assert_eq!(e.code, exit::ERROR);
+        assert_eq!(e.msg, "unknown connection 'x'");
+        assert!(out.is_empty());
+        // The Up answer was an error: no status poll followed.
+        assert_eq!(d.join().unwrap(), [Request::Up { conn: "x".into() }]);
     }
 }

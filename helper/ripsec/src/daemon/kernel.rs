@@ -265,6 +265,13 @@ pub enum Holder {
     Bypass,
 }
 
+/// One SA's traffic counters as the module reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaCounters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 /// A Child SA the daemon installed.
 #[derive(Debug, Clone)]
 pub struct ChildEntry {
@@ -438,17 +445,26 @@ impl Kernel {
 
     /// Per-SA packet counters from the module: spi → packets, by direction.
     pub fn sa_packets(&mut self) -> Result<HashMap<(u32, u8), u64>, Error> {
+        Ok(self.sa_counters()?.into_iter().map(|(k, c)| (k, c.packets)).collect())
+    }
+
+    /// Packet and byte counters of every SA in the module, by (SPI, direction).
+    pub fn sa_counters(&mut self) -> Result<HashMap<(u32, u8), SaCounters>, Error> {
         let mut out = HashMap::new();
         for m in self.client.dump(abi::CMD_SA_GET)? {
-            let (mut spi, mut dir, mut packets) = (None, None, None);
+            let (mut spi, mut dir, mut packets, mut bytes) = (None, None, None, None);
             for a in &m.attrs {
                 match genl::attr_kind(a) {
                     abi::A_SPI => spi = Some(genl::attr_uint(a)? as u32),
                     abi::A_DIR => dir = Some(genl::attr_uint(a)? as u8),
                     abi::A_STATS => {
+                        // Nested: attribute type = counter index + 1.
                         for s in genl::parse_attrs(&genl::attr_bytes(a)).map_err(|e| Error::Malformed(e.to_string()))? {
-                            if genl::attr_kind(&s) == u16::from(abi::SA_STAT_PACKETS) + 1 {
+                            let k = genl::attr_kind(&s);
+                            if k == u16::from(abi::SA_STAT_PACKETS) + 1 {
                                 packets = Some(genl::attr_u64(&s)?);
+                            } else if k == u16::from(abi::SA_STAT_BYTES) + 1 {
+                                bytes = Some(genl::attr_u64(&s)?);
                             }
                         }
                     }
@@ -456,7 +472,7 @@ impl Kernel {
                 }
             }
             if let (Some(s), Some(d), Some(p)) = (spi, dir, packets) {
-                out.insert((s, d), p);
+                out.insert((s, d), SaCounters { packets: p, bytes: bytes.unwrap_or(0) });
             }
         }
         Ok(out)

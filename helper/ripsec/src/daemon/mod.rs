@@ -36,7 +36,7 @@ use crate::ctl::Request;
 use crate::exit;
 use crate::genl::{self, Client, RipsecMsg};
 use addrs::{AddrWatch, Change};
-use kernel::{Holder, Kernel};
+use kernel::{Holder, Kernel, SaCounters};
 use net::UdpSock;
 
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
@@ -161,7 +161,19 @@ fn mode_name(m: Mode) -> &'static str {
     }
 }
 
-fn status_json(st: &Status) -> Vec<Value> {
+/// The module's counters of SA (`spi`, `dir`) as status fields (absent
+/// when the module did not answer or does not know the SA).
+fn counter_fields(counters: Option<&HashMap<(u32, u8), SaCounters>>, spi: u32, dir: u8, name: &str) -> Vec<(String, Value)> {
+    match counters.and_then(|m| m.get(&(spi, dir))) {
+        Some(c) => vec![(format!("packets_{name}"), json!(c.packets)), (format!("bytes_{name}"), json!(c.bytes))],
+        None => Vec::new(),
+    }
+}
+
+/// IKE SAs and their Child SAs for `ripsec status`; with the module's
+/// `counters`, each Child SA gets packets_in/bytes_in (its inbound SA) and
+/// packets_out/bytes_out (its outbound SA).
+fn status_json(st: &Status, counters: Option<&HashMap<(u32, u8), SaCounters>>) -> Vec<Value> {
     st.ike_sas
         .iter()
         .map(|sa| {
@@ -196,17 +208,24 @@ fn status_json(st: &Status) -> Vec<Value> {
                 "nat_detected": sa.nat_detected,
                 "udp_encap": sa.udp_encap,
                 "age_s": sa.age.as_secs(),
-                "children": sa.children.iter().map(|c| json!({
-                    "spi_in": format!("0x{:08x}", c.spi_in),
-                    "spi_out": format!("0x{:08x}", c.spi_out),
-                    "alg": format!("{:?}", c.alg),
-                    "esn": c.esn,
-                    "mode": mode_name(c.mode),
-                    "encap": c.encap,
-                    "ts_local": c.ts_local.iter().map(fmt_ts).collect::<Vec<_>>(),
-                    "ts_remote": c.ts_remote.iter().map(fmt_ts).collect::<Vec<_>>(),
-                    "age_s": c.age.as_secs(),
-                })).collect::<Vec<_>>(),
+                "children": sa.children.iter().map(|c| {
+                    let mut v = json!({
+                        "spi_in": format!("0x{:08x}", c.spi_in),
+                        "spi_out": format!("0x{:08x}", c.spi_out),
+                        "alg": format!("{:?}", c.alg),
+                        "esn": c.esn,
+                        "mode": mode_name(c.mode),
+                        "encap": c.encap,
+                        "ts_local": c.ts_local.iter().map(fmt_ts).collect::<Vec<_>>(),
+                        "ts_remote": c.ts_remote.iter().map(fmt_ts).collect::<Vec<_>>(),
+                        "age_s": c.age.as_secs(),
+                    });
+                    if let Some(o) = v.as_object_mut() {
+                        o.extend(counter_fields(counters, c.spi_in, abi::DIR_IN, "in"));
+                        o.extend(counter_fields(counters, c.spi_out, abi::DIR_OUT, "out"));
+                    }
+                    v
+                }).collect::<Vec<_>>(),
             })
         })
         .collect()
@@ -924,9 +943,22 @@ impl Daemon {
                 }
             }
             Request::Status => {
+                // The module's counters, when it answers; status works
+                // without them.
+                let counters = if self.io.kernel.children.is_empty() {
+                    None
+                } else {
+                    match self.io.kernel.sa_counters() {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            debug!("status without SA counters: {e}");
+                            None
+                        }
+                    }
+                };
                 let mut sas = Vec::new();
                 for g in &self.groups {
-                    sas.extend(status_json(&g.engine.status(now)));
+                    sas.extend(status_json(&g.engine.status(now), counters.as_ref()));
                 }
                 let conns: Vec<Value> = self
                     .cfg
@@ -1090,5 +1122,122 @@ psk = "k"
         h[19] = FLAG_INITIATOR;
         assert_eq!(ike_header(&h), Some((1, 2, IKE_SA_INIT, FLAG_INITIATOR)));
         assert_eq!(ike_header(&h[..20]), None);
+    }
+
+    fn one_child_status() -> Status {
+        use ripsec_ike::{ChildSaStatus, EspAlg, Identity, IkeSaId, IkeSaStatus};
+        let child = |spi_in: u32, spi_out: u32| ChildSaStatus {
+            spi_in,
+            spi_out,
+            alg: EspAlg::AesGcm16_128,
+            esn: true,
+            mode: Mode::Tunnel,
+            encap: false,
+            ts_local: vec![TrafficSelector::host("192.0.2.1".parse().unwrap())],
+            ts_remote: vec![TrafficSelector::host("192.0.2.2".parse().unwrap())],
+            age: Duration::from_secs(7),
+        };
+        Status {
+            ike_sas: vec![IkeSaStatus {
+                id: IkeSaId(1),
+                conn: "c".into(),
+                state: IkeSaState::Established,
+                initiator: true,
+                local: "192.0.2.1:500".parse().unwrap(),
+                remote: "192.0.2.2:500".parse().unwrap(),
+                local_id: Identity::Fqdn("a".into()),
+                remote_id: Some(Identity::Fqdn("b".into())),
+                spi_i: 1,
+                spi_r: 2,
+                suite: None,
+                nat_detected: false,
+                udp_encap: false,
+                age: Duration::from_secs(9),
+                children: vec![child(0x1000, 0x2000), child(0x1001, 0x2001)],
+            }],
+        }
+    }
+
+    #[test]
+    fn status_child_counters_from_the_module() {
+        let st = one_child_status();
+        let mut k = HashMap::new();
+        k.insert((0x1000, abi::DIR_IN), SaCounters { packets: 5, bytes: 640 });
+        k.insert((0x2000, abi::DIR_OUT), SaCounters { packets: 4, bytes: 512 });
+        // Same SPI, other direction: must not be taken for the inbound SA.
+        k.insert((0x1001, abi::DIR_OUT), SaCounters { packets: 99, bytes: 99 });
+        let v = status_json(&st, Some(&k));
+        let c = &v[0]["children"][0];
+        assert_eq!((c["packets_in"].as_u64(), c["bytes_in"].as_u64()), (Some(5), Some(640)));
+        assert_eq!((c["packets_out"].as_u64(), c["bytes_out"].as_u64()), (Some(4), Some(512)));
+        assert_eq!(c["spi_in"], "0x00001000");
+        // The second Child SA: the module knows neither of its SAs in
+        // their directions, so no counters rather than zeros.
+        let c2 = v[0]["children"][1].as_object().unwrap();
+        assert!(!c2.keys().any(|k| k.starts_with("packets_") || k.starts_with("bytes_")), "{c2:?}");
+        // Without the module's answer, status has no counter fields at all.
+        let v = status_json(&st, None);
+        for c in v[0]["children"].as_array().unwrap() {
+            assert!(!c.as_object().unwrap().keys().any(|k| k.starts_with("packets_") || k.starts_with("bytes_")));
+            assert_eq!(c["age_s"], 7);
+        }
+    }
+
+    /// bind_control changes the process umask for a moment: the tests
+    /// that call it (and check modes) must not overlap.
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::symlink_metadata(p).unwrap().permissions().mode()
+    }
+
+    /// The control socket is 0600 in a new directory 0700, whatever the
+    /// process umask; the umask is restored.
+    #[test]
+    fn control_socket_permissions() {
+        use std::os::unix::fs::FileTypeExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run").join("ripsec");
+        let sock = dir.join("ripsec.sock");
+        let _g = UMASK.lock().unwrap_or_else(|e| e.into_inner());
+        // A permissive umask (0): modes must not come from it.
+        // SAFETY: umask(2) has no memory effects.
+        let before = unsafe { libc::umask(0) };
+        let l = bind_control(&sock);
+        // SAFETY: as above.
+        let during = unsafe { libc::umask(before) };
+        let l = l.unwrap();
+        assert_eq!(during, 0, "bind_control restores the umask it found");
+        assert!(std::fs::symlink_metadata(&sock).unwrap().file_type().is_socket());
+        assert_eq!(mode(&sock) & 0o777, 0o600, "socket mode");
+        assert_eq!(mode(&dir) & 0o777, 0o700, "directory mode");
+        assert!(std::fs::symlink_metadata(&dir).unwrap().is_dir());
+        // It is a working listener.
+        let _c = UnixStream::connect(&sock).unwrap();
+        assert!(l.accept().is_ok());
+        // A second daemon on the same path is refused while the first listens.
+        let e = bind_control(&sock).unwrap_err();
+        assert!(e.contains("another ripsec daemon is listening"), "{e}");
+        assert_eq!(mode(&sock) & 0o777, 0o600);
+        drop(l);
+        // A stale socket (no listener) is replaced, again 0600.
+        std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        let l2 = bind_control(&sock).unwrap();
+        assert_eq!(mode(&sock) & 0o777, 0o600);
+        drop(l2);
+    }
+
+    /// An existing directory keeps its mode (the administrator's choice).
+    #[test]
+    fn control_socket_in_existing_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let _g = UMASK.lock().unwrap_or_else(|e| e.into_inner());
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let sock = tmp.path().join("ctl.sock");
+        let _l = bind_control(&sock).unwrap();
+        assert_eq!(mode(&sock) & 0o777, 0o600);
+        assert_eq!(mode(tmp.path()) & 0o777, 0o750);
     }
 }
