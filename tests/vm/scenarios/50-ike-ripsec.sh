@@ -100,6 +100,11 @@ sent=$(sa_packets a "$outa"); got=$(sa_packets b "$inb")
 if [ "${sent:-0}" -ge 3 ] && [ "${got:-0}" -ge 3 ]; then ok "ping went through the SAs ($sent out on a, $got in on b)"
 else not_ok "ping went through the SAs" "a out=$sent b in=$got"; fi
 check "ping b -> a" nsx b ping -c 2 -i 0.2 -W 2 192.0.2.1
+# ripsec status carries the module's counters per Child SA, as sa list does.
+st=$(ctl a status --json | python3 -c 'import json,sys
+c=[c for x in json.load(sys.stdin)["ike_sas"] if x["conn"]=="peer" for c in x["children"]][0]
+print(c.get("packets_out", "-"), c.get("packets_in", "-"), c.get("bytes_out", 0) > 0)')
+check_eq "status --json: the Child SA's module counters (out, in, bytes)" "$(sa_packets a "$outa") $(sa_packets a "$ina") True" "$st"
 check "text status" ctl a status
 check "ripsec down (a)" ctl a down peer --timeout 20
 check "a: SAs removed from the module" wait_for 10 no_sas a
