@@ -338,12 +338,7 @@ fn status_snapshot() {
 #[test]
 fn acquire_negotiates_the_named_connection_among_several_to_one_peer() {
     let (me, peer) = ("192.0.2.1", "198.51.100.1");
-    let mk = |name: &str, local: &str, remote: &str, lid: &str, rid: &str, lts: &str, rts: &str| {
-        let mut c = conn(name, local, &[remote], fqdn(lid), fqdn(rid), "psk-123");
-        c.local_ts = vec![TrafficSelector::host(ip(lts))];
-        c.remote_ts = vec![TrafficSelector::host(ip(rts))];
-        c
-    };
+    let mk = host_conn;
     let mut net = Net::new(16);
     net.add(
         "client",
@@ -379,12 +374,7 @@ fn acquire_negotiates_the_named_connection_among_several_to_one_peer() {
 #[test]
 fn reconfigure_keeps_the_sas_of_unchanged_connections() {
     let (me, peer) = ("192.0.2.1", "198.51.100.1");
-    let mk = |name: &str, local: &str, remote: &str, lid: &str, rid: &str, lts: &str, rts: &str| {
-        let mut c = conn(name, local, &[remote], fqdn(lid), fqdn(rid), "psk-123");
-        c.local_ts = vec![TrafficSelector::host(ip(lts))];
-        c.remote_ts = vec![TrafficSelector::host(ip(rts))];
-        c
-    };
+    let mk = host_conn;
     let client = |two_lts: &str| {
         vec![
             mk("one", me, peer, "client1", "server1", "198.51.100.101", "203.0.113.101"),

@@ -28,6 +28,15 @@ pub fn conn(name: &str, local: &str, remotes: &[&str], lid: Identity, rid: Ident
     c
 }
 
+/// A connection to one peer address for one pair of host selectors, FQDN
+/// identities and a shared test PSK: several of them share one peer.
+pub fn host_conn(name: &str, local: &str, remote: &str, lid: &str, rid: &str, lts: &str, rts: &str) -> Connection {
+    let mut c = conn(name, local, &[remote], fqdn(lid), fqdn(rid), "psk-123");
+    c.local_ts = vec![TrafficSelector::host(ip(lts))];
+    c.remote_ts = vec![TrafficSelector::host(ip(rts))];
+    c
+}
+
 pub struct Node {
     pub name: String,
     pub ip: IpAddr,
