@@ -82,7 +82,9 @@ run_path() {
 }
 
 CL_INITIATE=true run_path initial_contact "$N"
-CL_INITIATE=false run_path hint "$N"
+# The hint path with the daemon's default hint budget (the target is
+# for the default), the rest of cluster.sh's short timers as they are.
+CL_INITIATE=false CL_TIMERS='retransmit = { timeout = "500ms", base = 1.5, tries = 3 }' run_path hint "$N"
 echo "# strongswan_dpd: $N_DPD rounds (each waits for charon's DPD: over 10 s)"
 CL_INITIATE=false CL_CLIENT_IMPL=strongswan CL_SW_DPD=2s SW_RETRANSMIT_TIMEOUT=1 \
   CL_SW_CHARON='retransmit_base = 1.5' CL_REC_WAIT=60 run_path strongswan_dpd "$N_DPD"

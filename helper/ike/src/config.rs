@@ -225,7 +225,11 @@ impl Connection {
             mode: Mode::Tunnel,
             force_encap: false,
             retransmit: Retransmit::default(),
-            hint_retransmit: Retransmit { timeout: Duration::from_secs(1), base: 2.0, tries: 3 },
+            // Probes at 0, 0.5 and 1.25 s; the peer is given up 2.375 s after
+            // the hint. A live peer answers the first probe within a round
+            // trip, and giving up on a live one costs a renegotiation, while
+            // every second waited on a dead one is traffic black-holed.
+            hint_retransmit: Retransmit { timeout: Duration::from_millis(500), base: 1.5, tries: 2 },
             liveness_interval: None,
             initiate_on_spi_miss: false,
             lifetimes: Lifetimes::default(),
