@@ -244,5 +244,19 @@ check "failover: b saw the unknown SPI" grep -q "ESP for an unknown SPI" /tmp/ri
 check "failover: ping through the new SAs" nsx a ping -c 2 -i 0.2 -W 2 192.0.2.2
 stop_daemons
 
+# --- 6. a daemon that dies leaves no SA alive for ever: the module removes
+# each Child SA 30 s after its hard lifetime (4 s here) by itself.
+EXTRA='child_rekey = "3s"
+child_lifetime = "4s"' start_daemons none none
+check "backstop: ripsec up" ctl a up peer --timeout 20
+n=$(nsx a "$RIPSEC" sa list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+kill -9 "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null; unset 'PIDS[0]'
+t0=$(date +%s)
+check "backstop: the dead daemon's SAs are still in the module ($n)" test "$n" -ge 2
+if wait_for 60 no_sas a; then t=$(( $(date +%s) - t0 ))
+  check "backstop: the module removed them by their hard lifetime plus 30 s (${t} s after the kill)" test "$t" -ge 20 -a "$t" -le 45
+else not_ok "backstop: the module removed the dead daemon's SAs" "$(sa_spis a)"; fi
+stop_daemons
+
 for ns in a b; do echo "--- daemon log $ns (tail)"; tail -25 /tmp/ripsec-$ns.log; done
 ip netns del a; ip netns del b

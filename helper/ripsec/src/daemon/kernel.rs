@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use netlink_packet_utils::nla::DefaultNla;
 use ripsec_ike::{EspAlg, InstallChildSa, Mode, TrafficSelector};
@@ -32,6 +32,11 @@ fn mode_id(m: Mode) -> u8 {
     }
 }
 
+/// The module removes a Child SA on its own this long after the daemon's
+/// hard lifetime: a daemon that died or hangs leaves no SA alive for ever
+/// (the module's hard EXPIRE reaches the daemon if it is still there).
+pub const KERNEL_HARD_BACKSTOP: Duration = Duration::from_secs(30);
+
 /// Attributes of the two SA_ADD requests of a Child SA: (inbound, outbound).
 pub fn sa_add_attrs(c: &InstallChildSa, reqid: u32, owner: u64, replay_window: u32) -> [Vec<DefaultNla>; 2] {
     let one = |spi: u32, dir: u8, src: IpAddr, dst: IpAddr, key: &[u8], ports: Option<(u16, u16)>| {
@@ -55,6 +60,9 @@ pub fn sa_add_attrs(c: &InstallChildSa, reqid: u32, owner: u64, replay_window: u
         }
         if dir == abi::DIR_IN {
             v.push(genl::nla_u32(abi::A_REPLAY_WINDOW, replay_window));
+        }
+        if !c.lifetime_hard.is_zero() {
+            v.push(genl::nla_u64(abi::A_LIFE_HARD_SECS, (c.lifetime_hard + KERNEL_HARD_BACKSTOP).as_secs()));
         }
         v
     };
@@ -497,7 +505,6 @@ mod tests {
     use super::*;
     use netlink_packet_utils::nla::Nla;
     use ripsec_ike::{IkeSaId, Identity, Owner, SecretBytes, UdpEncap};
-    use std::time::Duration;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -562,6 +569,10 @@ mod tests {
         assert_eq!(find(&outb, abi::A_MODE).unwrap(), [abi::MODE_TRANSPORT]);
         assert_eq!(find(&outb, abi::A_ALG).unwrap(), [abi::ALG_AES128_GCM16]);
         assert!(find(&outb, abi::A_REPLAY_WINDOW).is_none());
+        // The module's backstop: the hard lifetime (20 s) plus 30 s, on both halves.
+        assert_eq!(find(&inb, abi::A_LIFE_HARD_SECS).unwrap(), 50u64.to_ne_bytes());
+        assert_eq!(find(&outb, abi::A_LIFE_HARD_SECS).unwrap(), 50u64.to_ne_bytes());
+        assert!(find(&inb, abi::A_LIFE_SOFT_SECS).is_none(), "the daemon rekeys on its own timers");
         let [inb, _] = sa_add_attrs(&child(false), 7, 1, 64);
         assert!(find(&inb, abi::A_ENCAP_SPORT).is_none());
         let del = sa_del_attrs(0x1000, ip("192.0.2.1"));
