@@ -24,7 +24,7 @@ monitor_start() {
   local f=$1; shift
   R monitor --json "$@" > "$f" 2> "$f.err" &
   mon=$!
-  for _ in $(seq 100); do grep -q monitoring "$f.err" 2>/dev/null && return; sleep 0.1; done
+  for _ in $(seq 300); do grep -q monitoring "$f.err" 2>/dev/null && return; sleep 0.1; done
 }
 # expect_delta COUNTER N WHAT CMD...: CMD must raise COUNTER by exactly N.
 expect_delta() {

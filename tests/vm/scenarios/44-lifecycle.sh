@@ -35,7 +35,7 @@ nsx a "$RIPSEC" sa add --spi 0x100 --dir out --src 192.0.2.1 --dst 192.0.2.2 --a
   --soft-packets 5 --hard-packets 10
 nsx a "$RIPSEC" monitor --json --count 3 --timeout 30 > /tmp/expire.json 2> /tmp/expire.err &
 mon=$!
-for _ in $(seq 100); do grep -q monitoring /tmp/expire.err 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q monitoring /tmp/expire.err 2>/dev/null && break; sleep 0.1; done
 nsx a ping -c 14 -i 0.05 -W 1 192.0.2.2 >/dev/null 2>&1
 wait $mon
 check "soft expiry, then hard expiry, then ACQUIRE for the next packet" python3 -c 'import json
@@ -49,7 +49,7 @@ check "packets after it are dropped and counted as needing an SA" test "$(ctr a 
 # Time limits: soft after 1 s, hard after 3 s, with no traffic at all.
 nsx a "$RIPSEC" monitor --json --count 2 --timeout 20 > /tmp/expire-t.json 2> /tmp/expire-t.err &
 mon=$!
-for _ in $(seq 100); do grep -q monitoring /tmp/expire-t.err 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q monitoring /tmp/expire-t.err 2>/dev/null && break; sleep 0.1; done
 t0=$(date +%s.%N)
 nsx a "$RIPSEC" sa add --spi 0x300 --dir in --src 192.0.2.2 --dst 192.0.2.1 --alg aes128gcm --key $K \
   --soft-secs 1 --hard-secs 3
