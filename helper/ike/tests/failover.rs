@@ -164,6 +164,31 @@ fn spi_miss_initiates_with_initial_contact() {
     assert_eq!(net.nodes[2].events().filter(|e| matches!(e, Event::InvalidSpiSent { .. })).count(), 1);
 }
 
+/// ESP with an unknown SPI from an address no connection allows (nor an IKE
+/// SA has) gets no hint and starts nothing; from an allowed one it does.
+#[test]
+fn spi_miss_from_a_peer_the_package_does_not_allow_is_ignored() {
+    let mut net = cluster(45, true);
+    fail_over(&mut net);
+    let stranger = ip("203.0.113.77");
+    for spi in 0x1000..0x1010 {
+        net.nodes[2].engine.spi_miss(SpiMiss { local: ip(P), remote: stranger, spi, udp: None }, net.now);
+    }
+    net.settle();
+    assert!(net.nodes[2].sent.iter().all(|t| t.remote.ip() != stranger), "nothing sent to a stranger");
+    assert_eq!(net.nodes[2].events().filter(|e| matches!(e, Event::InvalidSpiSent { .. })).count(), 0);
+    assert!(net.nodes[2].engine.status(net.now).ike_sas.is_empty(), "no IKE SA started");
+    // A miss on another local address is not the package's either.
+    net.nodes[2].engine.spi_miss(SpiMiss { local: ip("192.0.2.99"), remote: ip(CLIENT), spi: 0x2000, udp: None }, net.now);
+    net.settle();
+    assert!(net.nodes[2].engine.status(net.now).ike_sas.is_empty());
+    // The client the package allows: hint and a new IKE SA.
+    net.nodes[2].engine.spi_miss(SpiMiss { local: ip(P), remote: ip(CLIENT), spi: 0x3000, udp: None }, net.now);
+    net.settle();
+    assert_eq!(net.nodes[2].events().filter(|e| matches!(e, Event::InvalidSpiSent { .. })).count(), 1);
+    assert_eq!(net.nodes[2].established(net.now).len(), 1);
+}
+
 #[test]
 fn unprotected_invalid_spi_never_deletes_a_live_peer() {
     let mut net = cluster(44, false);

@@ -56,6 +56,15 @@ impl<R: CryptoRngCore> Engine<R> {
         if self.spi_is_ours(&miss, now) {
             return;
         }
+        // Only a peer that a connection on this address allows, or one we
+        // have an IKE SA with, hears from us: ESP from anyone else (a scan,
+        // a flood from spoofed sources) gets no unprotected answer.
+        let allowed = self.cfg.connections.iter().any(|c| {
+            c.local_addr == miss.local && (c.remote_addrs.is_empty() || c.remote_addrs.contains(&miss.remote))
+        });
+        if !allowed && self.sa_ids_with_remote_ip(miss.remote).is_empty() {
+            return;
+        }
         let rate = self.cfg.invalid_spi_rate;
         if self.miss_sent.get(&miss.remote).is_some_and(|t| now.saturating_duration_since(*t) < rate) {
             return;
