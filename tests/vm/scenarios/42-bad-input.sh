@@ -36,10 +36,14 @@ expect_delta() {
 }
 
 expect_delta in_packets 3 "valid ESP is accepted" nsx x $INJECT 192.0.2.1 $K 0x200 valid --count 3 --seq 1
+# The SA's packet counter is what the daemon reads as a sign of life of the
+# peer: packets that fail the ICV or replay check must not move it.
+life0=$(sa_stat 0x00000200 packets)
 expect_delta in_auth_fail 5 "wrong ICV is rejected" nsx x $INJECT 192.0.2.1 $K 0x200 badicv --count 5 --seq 10
 check_eq "auth failures are counted on the SA too" 5 "$(sa_stat 0x00000200 auth_fail)"
 expect_delta in_malformed 4 "bad padding is rejected" nsx x $INJECT 192.0.2.1 $K 0x200 badpad --count 4 --seq 20
 expect_delta in_replay 3 "replayed packets are rejected" nsx x $INJECT 192.0.2.1 $K 0x200 valid --count 3 --seq 1
+check_eq "failing and replayed packets are not counted on the SA (no sign of life)" "$life0" "$(sa_stat 0x00000200 packets)"
 nsx x $INJECT 192.0.2.1 $K 0x200 valid --seq 1000
 expect_delta in_too_old 1 "packets left of the window are rejected" nsx x $INJECT 192.0.2.1 $K 0x200 valid --seq 30
 trunc_before=$(( $(ctr in_malformed) + $(ctr in_no_sa) ))
