@@ -10,7 +10,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use super::Engine;
-use crate::config::{Config, Connection};
+use crate::config::{Config, Connection, IkeProposal};
 use crate::consts::{exchange, notify, payload, protocol};
 use crate::crypto::DhGroup;
 use crate::message::{Header, Identity, Message, Notify, Payload};
@@ -251,6 +251,18 @@ fn rekey_of_child_sa_being_rekeyed_is_temporary_failure() {
 /// An IKE SA rekey while the server has a request of its own in flight
 /// (here a CREATE_CHILD_SA): refused with TEMPORARY_FAILURE, as the rekey
 /// would move the Child SAs under that exchange.
+/// The client's IKE SA rekey request (SA with a fresh SPI, nonce, KE), as the
+/// payloads to seal.
+fn ike_rekey_request(p: &mut Pair, props: &[IkeProposal]) -> Vec<Payload> {
+    let spi = p.c.random_u64();
+    let dh = DhGroup::Curve25519.generate(&mut p.c.rng);
+    vec![
+        Payload::Sa(ike_sa_payload(props, Some(spi))),
+        Payload::Nonce(p.c.nonce()),
+        Payload::Ke { group: dh.group().id(), data: dh.public() },
+    ]
+}
+
 #[test]
 fn ike_rekey_while_peer_request_in_flight_is_temporary_failure() {
     let mut p = Pair::new(9);
@@ -258,25 +270,13 @@ fn ike_rekey_while_peer_request_in_flight_is_temporary_failure() {
     p.s.create_child(IkeSaId(sid), p.now).unwrap();
     let _pending = p.s.poll_transmit().expect("server's CREATE_CHILD_SA request");
     let props = p.c.cfg.connections[0].ike_proposals.clone();
-    let spi = p.c.random_u64();
-    let dh = DhGroup::Curve25519.generate(&mut p.c.rng);
-    let req = vec![
-        Payload::Sa(ike_sa_payload(&props, Some(spi))),
-        Payload::Nonce(p.c.nonce()),
-        Payload::Ke { group: dh.group().id(), data: dh.public() },
-    ];
+    let req = ike_rekey_request(&mut p, &props);
     let resp = p.inject(exchange::CREATE_CHILD_SA, &req);
     assert_eq!(error_notifies(&resp), vec![notify::TEMPORARY_FAILURE]);
     assert_eq!(p.s.sas.len(), 1, "no new IKE SA on the server");
     // Control: once the server's exchange is done, the same rekey is accepted.
     p.s.sas.get_mut(&sid).unwrap().outstanding = None;
-    let spi = p.c.random_u64();
-    let dh = DhGroup::Curve25519.generate(&mut p.c.rng);
-    let req = vec![
-        Payload::Sa(ike_sa_payload(&props, Some(spi))),
-        Payload::Nonce(p.c.nonce()),
-        Payload::Ke { group: dh.group().id(), data: dh.public() },
-    ];
+    let req = ike_rekey_request(&mut p, &props);
     let resp = p.inject(exchange::CREATE_CHILD_SA, &req);
     assert!(error_notifies(&resp).is_empty(), "{resp:?}");
     assert_eq!(p.s.sas.len(), 2, "new IKE SA on the server");
