@@ -160,22 +160,41 @@ static void ripsec_hold_drop(struct sk_buff *skb)
 	dev_put(dev);
 }
 
+/* Moves the held packets that @match accepts onto @list (initialised here). */
+static void ripsec_hold_take(struct ripsec_pernet *pn, struct sk_buff_head *list,
+			     bool (*match)(struct sk_buff *skb, unsigned long arg), unsigned long arg)
+{
+	struct sk_buff *skb, *tmp;
+
+	__skb_queue_head_init(list);
+	spin_lock_bh(&pn->held.lock);
+	skb_queue_walk_safe(&pn->held, skb, tmp) {
+		if (match(skb, arg)) {
+			__skb_unlink(skb, &pn->held);
+			__skb_queue_tail(list, skb);
+		}
+	}
+	spin_unlock_bh(&pn->held.lock);
+}
+
+static bool ripsec_hold_is_expired(struct sk_buff *skb, unsigned long all)
+{
+	return all || time_after_eq(jiffies, ripsec_hold_cb(skb)->expires);
+}
+
+static bool ripsec_hold_is_for(struct sk_buff *skb, unsigned long spi)
+{
+	return ripsec_hold_cb(skb)->spi == spi;
+}
+
 /* Drops expired held packets (all of them if @all); returns how many. */
 static u32 ripsec_hold_expire(struct ripsec_pernet *pn, bool all)
 {
 	struct sk_buff_head list;
-	struct sk_buff *skb, *tmp;
+	struct sk_buff *skb;
 	u32 n = 0;
 
-	__skb_queue_head_init(&list);
-	spin_lock_bh(&pn->held.lock);
-	skb_queue_walk_safe(&pn->held, skb, tmp) {
-		if (all || time_after_eq(jiffies, ripsec_hold_cb(skb)->expires)) {
-			__skb_unlink(skb, &pn->held);
-			__skb_queue_tail(&list, skb);
-		}
-	}
-	spin_unlock_bh(&pn->held.lock);
+	ripsec_hold_take(pn, &list, ripsec_hold_is_expired, all);
 	while ((skb = __skb_dequeue(&list))) {
 		ripsec_hold_drop(skb);
 		n++;
@@ -231,20 +250,12 @@ u32 ripsec_skb_hold_release(struct net *net, u32 spi)
 {
 	struct ripsec_pernet *pn = ripsec_pernet(net);
 	struct sk_buff_head list;
-	struct sk_buff *skb, *tmp;
+	struct sk_buff *skb;
 	u32 n = 0;
 
 	if (skb_queue_empty_lockless(&pn->held))
 		return 0;
-	__skb_queue_head_init(&list);
-	spin_lock_bh(&pn->held.lock);
-	skb_queue_walk_safe(&pn->held, skb, tmp) {
-		if (ripsec_hold_cb(skb)->spi == spi) {
-			__skb_unlink(skb, &pn->held);
-			__skb_queue_tail(&list, skb);
-		}
-	}
-	spin_unlock_bh(&pn->held.lock);
+	ripsec_hold_take(pn, &list, ripsec_hold_is_for, spi);
 	while ((skb = __skb_dequeue(&list))) {
 		struct net_device *dev = skb->dev;
 
